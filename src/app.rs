@@ -1,0 +1,1 @@
+//! Wiring: turns parsed CLI arguments into calls on the library.
