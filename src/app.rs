@@ -1,1 +1,277 @@
-//! Wiring: turns parsed CLI arguments into calls on the library.
+//! Wiring: the command line, logging, the runtime, and the calls into the
+//! library. `main.rs` only calls [`main`]; no decision is made here.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use chrono::{DateTime, Utc};
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{CliOverrides, Config, duration_text};
+use crate::report::{self, Format, PricingSummary, RenderOptions, Report, SkippedSeries};
+use crate::scan;
+
+/// tailor: right-size Kubernetes CPU and memory from Prometheus usage.
+#[derive(Debug, Parser)]
+#[command(name = "tailor", version, about, long_about = None)]
+pub struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Recommend requests and limits for every workload (reads Prometheus only).
+    Recommend(RecommendArgs),
+    /// Work with config files.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Developer tools (synthetic history for demos and tests).
+    #[command(subcommand, hide = true)]
+    Dev(DevCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct RecommendArgs {
+    /// Config file (YAML); every key has a default.
+    #[arg(long, short = 'c', env = "TAILOR_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Prometheus-compatible API root (overrides prometheus.url).
+    #[arg(long, env = "TAILOR_PROMETHEUS_URL")]
+    pub prometheus_url: Option<String>,
+    /// Namespace regex to include (repeatable; overrides selection.namespaces).
+    #[arg(long = "namespace", short = 'n')]
+    pub namespaces: Vec<String>,
+    /// Pod label selector, e.g. `app=web,tier!=db` (overrides selection.selector).
+    #[arg(long)]
+    pub selector: Option<String>,
+    /// History window, e.g. 14d (overrides history.window).
+    #[arg(long, value_parser = parse_duration)]
+    pub history: Option<Duration>,
+    /// Evaluate as of this RFC 3339 instant, using only history before it.
+    #[arg(long, value_parser = parse_instant)]
+    pub at: Option<DateTime<Utc>>,
+    /// Output format.
+    #[arg(long, short = 'o', default_value = "table")]
+    pub format: Format,
+    /// Write the output to this file instead of stdout.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    /// Never draw a progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate a config file; names the exact key and the fix on error.
+    Check {
+        file: PathBuf,
+    },
+    /// Print the default configuration as YAML.
+    Default,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DevCommand {
+    /// Write the demo fleet's synthetic history as OpenMetrics (for promtool).
+    WriteHistory {
+        /// Output file.
+        #[arg(long)]
+        out: PathBuf,
+        /// Days of history ending at --end.
+        #[arg(long, default_value_t = 14)]
+        days: i64,
+        /// Last instant of the history (RFC 3339); default: now, rounded to the hour.
+        #[arg(long, value_parser = parse_instant)]
+        end: Option<DateTime<Utc>>,
+    },
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    duration_text::parse(text)
+}
+
+fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("{text:?} is not an RFC 3339 instant ({e}); write it like 2026-11-01T00:00:00Z"))
+}
+
+/// Runs the command line; the exit code is 0 on success, 1 when the work
+/// failed, 2 when the input (flags, config) was wrong.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tailor: error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("tailor: error: {}", one_line(&e));
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn one_line(e: &anyhow::Error) -> String {
+    e.chain().map(ToString::to_string).collect::<Vec<_>>().join(": ")
+}
+
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TAILOR_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Recommend(args) => recommend(args).await,
+        Command::Config(ConfigCommand::Check { file }) => Ok(config_check(&file)),
+        Command::Config(ConfigCommand::Default) => {
+            let text = serde_yaml_ng::to_string(&Config::default()).context("rendering the default config")?;
+            print!("{text}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Dev(DevCommand::WriteHistory { out, days, end }) => {
+            let end = end.unwrap_or_else(Utc::now).timestamp();
+            let end = end - end.rem_euclid(3600);
+            let spec = crate::sim::fleet::demo_fleet(end - days * 86_400, end);
+            let file = std::fs::File::create(&out).with_context(|| format!("creating {}", out.display()))?;
+            let mut writer = std::io::BufWriter::new(file);
+            let stats = crate::sim::history::write_openmetrics(&spec, &mut writer)
+                .and_then(|s| writer.flush().map(|()| s))
+                .with_context(|| format!("writing {}", out.display()))?;
+            eprintln!("wrote {} series, {} samples to {} (history ends {end})", stats.series, stats.samples, out.display());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn config_check(file: &Path) -> ExitCode {
+    match Config::load(file) {
+        Ok(_) => {
+            println!("{}: ok", file.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tailor: error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn load_config(args: &RecommendArgs) -> Result<Config, ExitCode> {
+    let mut config = match &args.config {
+        Some(path) => Config::load(path).map_err(|e| {
+            eprintln!("tailor: error: {e}");
+            ExitCode::from(2)
+        })?,
+        None => Config::default(),
+    };
+    config.merge_cli_overrides(&CliOverrides {
+        prometheus_url: args.prometheus_url.clone(),
+        namespaces: args.namespaces.clone(),
+        selector: args.selector.clone(),
+        history: args.history,
+    });
+    config.validate("command line").map_err(|e| {
+        eprintln!("tailor: error: {e}");
+        ExitCode::from(2)
+    })?;
+    Ok(config)
+}
+
+async fn recommend(args: RecommendArgs) -> anyhow::Result<ExitCode> {
+    let config = match load_config(&args) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let at = args.at.unwrap_or_else(Utc::now);
+    let bar = (!args.no_progress && std::io::stderr().is_terminal()).then(|| {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} reading usage {bar:30} {pos}/{len} queries {elapsed}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let progress = |done: u64, total: u64| {
+        if let Some(bar) = &bar {
+            bar.set_length(total);
+            bar.set_position(done);
+        }
+    };
+    let outcome = scan::scan(&config, at.timestamp(), &progress).await?;
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let report = Report {
+        generated_at: Utc::now(),
+        at: DateTime::from_timestamp(outcome.at, 0).unwrap_or(at),
+        history_seconds: outcome.window_s.max(0) as u64,
+        source: outcome.source,
+        queries: outcome.counts.queries,
+        pricing: PricingSummary {
+            cpu_core_hour_usd: config.pricing.cpu_core_hour_usd,
+            memory_gib_hour_usd: config.pricing.memory_gib_hour_usd,
+        },
+        recommendations: outcome.recommendations,
+        skipped_series: outcome
+            .skipped
+            .into_iter()
+            .map(|(reason, count)| SkippedSeries { reason, count })
+            .collect(),
+    };
+    let width = terminal_width();
+    match &args.output {
+        Some(path) => {
+            let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+            let mut out = std::io::BufWriter::new(file);
+            report::render(&report, args.format, &mut out, &RenderOptions { width })?;
+            out.flush()?;
+        }
+        None => {
+            let stdout = std::io::stdout();
+            let mut out = stdout.lock();
+            report::render(&report, args.format, &mut out, &RenderOptions { width })?;
+            out.flush()?;
+        }
+    }
+    if report.recommendations.is_empty() {
+        tracing::warn!("no workloads found: check --namespace and that kube-state-metrics is scraped");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn terminal_width() -> usize {
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .filter(|&w: &usize| w >= 40)
+        .unwrap_or(80)
+}
+
+/// Fails when `--at` lies in the future (nothing to read there).
+pub fn check_at(at: DateTime<Utc>) -> anyhow::Result<()> {
+    if at > Utc::now() + chrono::Duration::minutes(5) {
+        bail!("--at {at} is in the future; give an instant in the past, or omit --at for now");
+    }
+    Ok(())
+}

@@ -13,5 +13,6 @@ pub mod domain;
 pub mod metrics;
 pub mod recommend;
 pub mod report;
+pub mod scan;
 pub mod sim;
 pub mod units;

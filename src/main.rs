@@ -1,1 +1,5 @@
-fn main() {}
+//! The `tailor` binary: everything lives in the library (`tailor::app`).
+
+fn main() -> std::process::ExitCode {
+    tailor::app::main()
+}

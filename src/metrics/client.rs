@@ -180,21 +180,39 @@ impl PromClient {
         step_s: i64,
         mut sink: impl FnMut(&Labels, &[(i64, f64)]),
     ) -> Result<(), MetricsError> {
-        let body = self
-            .send_range(query, start, end, step_s)
-            .await?;
+        let body = self.fetch_range(query, start, end, step_s).await?;
         self.decode(query, &body, &mut sink)
     }
 
-    async fn send_range(&self, query: &str, start: i64, end: i64, step_s: i64) -> Result<bytes::Bytes, MetricsError> {
+    /// Sends a range query and returns the raw body, to decode later with
+    /// [`Self::decode_body`] (lets several queries be in flight at once).
+    pub async fn fetch_range(
+        &self,
+        query: &str,
+        start: i64,
+        end: i64,
+        step_s: i64,
+    ) -> Result<bytes::Bytes, MetricsError> {
         self.send(query, |c, timeout_ms| {
-            let mut b = c.query_range(query, start, end, step_s as f64).timeout(timeout_ms);
+            let mut b = c
+                .query_range(query, start, end, step_s as f64)
+                .timeout(timeout_ms);
             if self.want_stats {
                 b = b.stats();
             }
             b
         })
         .await
+    }
+
+    /// Decodes a body from [`Self::fetch_range`], calling `sink` per series.
+    pub fn decode_body(
+        &self,
+        query: &str,
+        body: &[u8],
+        mut sink: impl FnMut(&Labels, &[(i64, f64)]),
+    ) -> Result<(), MetricsError> {
+        self.decode(query, body, &mut sink)
     }
 
     /// Sends with rate limiting and bounded retries; returns the body of a

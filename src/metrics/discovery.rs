@@ -82,6 +82,43 @@ impl Inventory {
         out
     }
 
+    /// Keeps only the workloads `keep` accepts, with their pods and containers.
+    pub fn retain_workloads(&mut self, keep: impl Fn(&WorkloadInfo) -> bool) {
+        let mut workload_map = vec![None; self.workloads.len()];
+        let mut next = 0;
+        for (i, w) in self.workloads.iter().enumerate() {
+            if keep(w) {
+                workload_map[i] = Some(next);
+                next += 1;
+            }
+        }
+        let mut container_map = vec![None; self.containers.len()];
+        let mut next = 0;
+        for (i, c) in self.containers.iter().enumerate() {
+            if workload_map[c.workload].is_some() {
+                container_map[i] = Some(next);
+                next += 1;
+            }
+        }
+        let mut i = 0;
+        self.workloads.retain(|_| {
+            i += 1;
+            workload_map[i - 1].is_some()
+        });
+        self.containers.retain(|c| workload_map[c.workload].is_some());
+        for c in &mut self.containers {
+            c.workload = workload_map[c.workload].unwrap_or(usize::MAX);
+        }
+        self.pods.retain(|_, p| workload_map[p.workload].is_some());
+        for pod in self.pods.values_mut() {
+            pod.workload = workload_map[pod.workload].unwrap_or(usize::MAX);
+            pod.containers.retain(|_, c| container_map[*c].is_some());
+            for c in pod.containers.values_mut() {
+                *c = container_map[*c].unwrap_or(usize::MAX);
+            }
+        }
+    }
+
     /// The container a usage series belongs to.
     pub fn container_of(&self, labels: &Labels) -> Option<(usize, &PodInfo)> {
         let namespace = labels.get("namespace")?;
@@ -179,6 +216,7 @@ pub async fn discover(
         .await?;
     // Requests and limits per pod container, the last value in the window.
     let mut values: HashMap<(String, String, String), Resources> = HashMap::new();
+    let mut bad_values = Vec::new();
     for (metric, is_limit) in [
         ("kube_pod_container_resource_requests", false),
         ("kube_pod_container_resource_limits", true),
@@ -209,8 +247,7 @@ pub async fn discover(
             .await?;
         if bad > 0 {
             let what = if is_limit { "limit" } else { "request" };
-            *BTreeMap::new().entry(()).or_insert(0u64) += 0;
-            tracing::warn!(bad, "kube-state-metrics {what} samples that are NaN or negative were ignored");
+            bad_values.push((format!("NaN or negative {what} samples (kube-state-metrics) ignored"), bad));
         }
     }
     // HPAs and the resources they scale on (utilization targets only: those
@@ -291,6 +328,7 @@ pub async fn discover(
 
     let mut inventory = Inventory {
         node_capacity: node_cpu.zip(node_memory).map(|(cpu, memory)| NodeCapacity { cpu, memory }),
+        skipped: bad_values.into_iter().collect(),
         ..Inventory::default()
     };
     assemble(
@@ -556,5 +594,16 @@ mod tests {
         assert_eq!(inv.container_of(&labels).map(|(i, _)| i), Some(0));
         labels.insert("container".into(), "istio-init".into());
         assert_eq!(inv.container_of(&labels).map(|(i, _)| i), None);
+
+        // Dropping the Deployment keeps the other indices consistent.
+        inv.retain_workloads(|w| w.workload.name != "web");
+        assert_eq!(inv.workloads.len(), 3);
+        assert_eq!(inv.containers.len(), 2);
+        for ((_, pod), info) in &inv.pods {
+            assert!(!pod.starts_with("web-"));
+            for &c in info.containers.values() {
+                assert_eq!(inv.containers[c].workload, info.workload);
+            }
+        }
     }
 }

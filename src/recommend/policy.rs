@@ -46,16 +46,20 @@ pub struct RecommendInput<'a> {
     pub current: Resources,
     pub usage: &'a UsageEstimator,
     pub window: Window,
+    /// Pods running at the evaluation instant.
     pub replicas: u32,
+    /// Pods paid for on average: `replicas` for long-running workloads, the
+    /// average number running over the window for Jobs and CronJobs.
+    pub billed_replicas: f64,
     pub hpa: HpaScaling,
     pub node_capacity: Option<NodeCapacity>,
 }
 
 /// Monthly cost of the requests of `replicas` pods.
-pub fn monthly_cost(resources: &Resources, replicas: u32, pricing: &PricingConfig) -> f64 {
+pub fn monthly_cost(resources: &Resources, replicas: f64, pricing: &PricingConfig) -> f64 {
     let cpu = resources.cpu_request.map_or(0.0, MilliCores::cores) * pricing.cpu_core_hour_usd;
     let memory = resources.memory_request.map_or(0.0, Bytes::gib_f64) * pricing.memory_gib_hour_usd;
-    replicas as f64 * (cpu + memory) * HOURS_PER_MONTH
+    replicas * (cpu + memory) * HOURS_PER_MONTH
 }
 
 /// What one resource's rule decided.
@@ -125,8 +129,8 @@ pub fn recommend(
         memory_request: memory.request,
         memory_limit: memory.limit,
     };
-    recommendation.savings_per_month_usd = monthly_cost(&input.current, input.replicas, pricing)
-        - monthly_cost(&recommendation.recommended, input.replicas, pricing);
+    recommendation.savings_per_month_usd = monthly_cost(&input.current, input.billed_replicas, pricing)
+        - monthly_cost(&recommendation.recommended, input.billed_replicas, pricing);
     if recommendation.recommended == input.current {
         recommendation.skipped_reason = Some(if held.is_empty() {
             "no change needed".to_string()
@@ -430,6 +434,7 @@ mod tests {
             usage: u,
             window: w,
             replicas: 3,
+            billed_replicas: 3.0,
             hpa: HpaScaling::default(),
             node_capacity: None,
         };
@@ -574,7 +579,7 @@ mod tests {
             memory_request: Some(Bytes::gib(2)),
             memory_limit: None,
         };
-        let cost = monthly_cost(&r, 2, &pricing);
+        let cost = monthly_cost(&r, 2.0, &pricing);
         assert!((cost - 2.0 * (0.5 * 0.04 + 2.0 * 0.005) * 730.0).abs() < 1e-9);
     }
 
