@@ -117,7 +117,7 @@ impl PromClient {
         let per_second = NonZeroU32::new(config.max_queries_per_second.max(1)).unwrap_or(NonZeroU32::MIN);
         Ok(PromClient {
             inner,
-            url: redact_url(&config.url),
+            url: crate::report::strip_credentials(&config.url),
             timeout: config.timeout,
             retries: config.retries,
             limiter: Arc::new(RateLimiter::direct(Quota::per_second(per_second))),
@@ -360,18 +360,6 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     text
-}
-
-/// Strips user:password from a URL.
-pub fn redact_url(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
-            let _ = u.set_username("");
-            let _ = u.set_password(None);
-            u.to_string()
-        }
-        _ => url.to_string(),
-    }
 }
 
 fn base64(input: &[u8]) -> String {
@@ -657,9 +645,4 @@ mod tests {
         }
     }
 
-    #[test]
-    fn urls_lose_their_credentials() {
-        assert_eq!(redact_url("https://u:p@prom.example:9090/x"), "https://prom.example:9090/x");
-        assert_eq!(redact_url("http://prom:9090"), "http://prom:9090");
-    }
 }

@@ -14,6 +14,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{ContainerRef, Resources};
 
+impl Evidence {
+    /// Pods the monthly cost is multiplied by.
+    pub fn cost_replicas(&self) -> f64 {
+        self.billed_replicas.unwrap_or(self.replicas as f64)
+    }
+}
+
 /// What tailor recommends for one container, and why.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Recommendation {
@@ -54,6 +61,10 @@ pub enum ConfidenceLevel {
 pub struct Evidence {
     /// Pods seen running the container at the evaluation instant.
     pub replicas: u32,
+    /// Pods paid for on average when that differs from `replicas`: Jobs and
+    /// CronJobs, billed for the share of the window their pods ran.
+    #[serde(default)]
+    pub billed_replicas: Option<f64>,
     /// Length of history with samples, in hours.
     pub history_hours: f64,
     /// Fraction of the expected samples present (0–1).

@@ -148,6 +148,7 @@ fn evidence(input: &RecommendInput<'_>) -> Evidence {
     let cpu = |p: f64| u.cpu_percentile_millicores(p).map(|m| m.ceil() as u64);
     Evidence {
         replicas: input.replicas,
+        billed_replicas: (input.billed_replicas != input.replicas as f64).then_some(input.billed_replicas),
         history_hours: u.history_seconds(w) as f64 / 3600.0,
         coverage: u.coverage(w),
         cpu_samples: u.cpu_samples(),

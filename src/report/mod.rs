@@ -33,7 +33,7 @@ use crate::recommend::Recommendation;
 use crate::units::{Bytes, MilliCores};
 
 /// Hours in the month used for every $/month figure (365 × 24 / 12).
-pub const HOURS_PER_MONTH: f64 = 730.0;
+pub use crate::recommend::policy::HOURS_PER_MONTH;
 
 /// Everything one `tailor recommend` run produced, ready to render.
 #[derive(Clone, Debug, PartialEq)]
@@ -122,9 +122,9 @@ impl Report {
                 .0
                 .saturating_add(memory(&rec.recommended));
             totals.current_cost_per_month_usd +=
-                monthly_cost_usd(&rec.current, rec.evidence.replicas, &self.pricing);
+                monthly_cost_usd(&rec.current, rec.evidence.cost_replicas(), &self.pricing);
             totals.recommended_cost_per_month_usd +=
-                monthly_cost_usd(&rec.recommended, rec.evidence.replicas, &self.pricing);
+                monthly_cost_usd(&rec.recommended, rec.evidence.cost_replicas(), &self.pricing);
             totals.savings_per_month_usd += rec.savings_per_month_usd;
             totals.containers += 1;
             if rec.skipped_reason.is_some() {
@@ -157,15 +157,17 @@ impl Report {
     }
 }
 
-/// What `resources` cost per month for `replicas` pods: requested cores and
-/// GiB priced per hour, times [`HOURS_PER_MONTH`]. An unset request costs 0,
-/// as the scheduler reserves nothing for it.
-pub fn monthly_cost_usd(resources: &Resources, replicas: u32, pricing: &PricingSummary) -> f64 {
-    let cores = resources.cpu_request.map_or(0.0, MilliCores::cores);
-    let gib = resources.memory_request.map_or(0.0, Bytes::gib_f64);
-    f64::from(replicas)
-        * (cores * pricing.cpu_core_hour_usd + gib * pricing.memory_gib_hour_usd)
-        * HOURS_PER_MONTH
+/// What `resources` cost per month for `replicas` pods (see
+/// [`crate::recommend::policy::monthly_cost`]).
+pub fn monthly_cost_usd(resources: &Resources, replicas: f64, pricing: &PricingSummary) -> f64 {
+    crate::recommend::policy::monthly_cost(
+        resources,
+        replicas,
+        &crate::config::PricingConfig {
+            cpu_core_hour_usd: pricing.cpu_core_hour_usd,
+            memory_gib_hour_usd: pricing.memory_gib_hour_usd,
+        },
+    )
 }
 
 /// Rounds dollars to cents, the precision every output shows (never `-0`).

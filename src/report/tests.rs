@@ -238,7 +238,7 @@ fn unset_requests_cost_nothing() {
     ];
     for (resources, replicas, expected) in cases {
         assert_close(
-            monthly_cost_usd(&resources, replicas, &pricing),
+            monthly_cost_usd(&resources, f64::from(replicas), &pricing),
             expected,
             &format!("{resources:?} ×{replicas}"),
         );
