@@ -28,7 +28,8 @@ fn window() -> Window {
 
 /// A deterministic usage signal: diurnal wave plus hash noise.
 fn cpu_at(container: u64, t: i64) -> f64 {
-    let noise = ((t as u64 ^ container).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as f64 / (1u64 << 24) as f64;
+    let noise = ((t as u64 ^ container).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as f64
+        / (1u64 << 24) as f64;
     let hour = (t % DAY) as f64 / 3600.0;
     0.05 + 0.3 * (1.0 + (hour / 24.0 * std::f64::consts::TAU).sin()) * (0.5 + noise)
 }
@@ -52,13 +53,16 @@ fn bench(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("ingest");
     group.throughput(Throughput::Elements(samples_per_container));
-    group.bench_function("one container, 14 days of 1-minute CPU and memory samples", |b| {
-        b.iter_batched_ref(
-            || UsageEstimator::new(&w),
-            |e| black_box(feed(e, &w, 7)),
-            BatchSize::SmallInput,
-        )
-    });
+    group.bench_function(
+        "one container, 14 days of 1-minute CPU and memory samples",
+        |b| {
+            b.iter_batched_ref(
+                || UsageEstimator::new(&w),
+                |e| black_box(feed(e, &w, 7)),
+                BatchSize::SmallInput,
+            )
+        },
+    );
     group.finish();
 
     let mut filled = UsageEstimator::new(&w);

@@ -71,9 +71,7 @@ pub struct RecommendArgs {
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Validate a config file; names the exact key and the fix on error.
-    Check {
-        file: PathBuf,
-    },
+    Check { file: PathBuf },
     /// Print the default configuration as YAML.
     Default,
 }
@@ -101,7 +99,9 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| format!("{text:?} is not an RFC 3339 instant ({e}); write it like 2026-11-01T00:00:00Z"))
+        .map_err(|e| {
+            format!("{text:?} is not an RFC 3339 instant ({e}); write it like 2026-11-01T00:00:00Z")
+        })
 }
 
 /// Runs the command line; the exit code is 0 on success, 1 when the work
@@ -109,7 +109,10 @@ fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("tailor: error: cannot start the async runtime: {e}");
@@ -126,13 +129,18 @@ pub fn main() -> ExitCode {
 }
 
 fn one_line(e: &anyhow::Error) -> String {
-    e.chain().map(ToString::to_string).collect::<Vec<_>>().join(": ")
+    e.chain()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ")
 }
 
 fn init_logging(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TAILOR_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if format == "json" {
         builder.json().init();
     } else {
@@ -145,7 +153,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Recommend(args) => recommend(args).await,
         Command::Config(ConfigCommand::Check { file }) => Ok(config_check(&file)),
         Command::Config(ConfigCommand::Default) => {
-            let text = serde_yaml_ng::to_string(&Config::default()).context("rendering the default config")?;
+            let text = serde_yaml_ng::to_string(&Config::default())
+                .context("rendering the default config")?;
             print!("{text}");
             Ok(ExitCode::SUCCESS)
         }
@@ -153,12 +162,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let end = end.unwrap_or_else(Utc::now).timestamp();
             let end = end - end.rem_euclid(3600);
             let spec = crate::sim::fleet::demo_fleet(end - days * 86_400, end);
-            let file = std::fs::File::create(&out).with_context(|| format!("creating {}", out.display()))?;
+            let file = std::fs::File::create(&out)
+                .with_context(|| format!("creating {}", out.display()))?;
             let mut writer = std::io::BufWriter::new(file);
             let stats = crate::sim::history::write_openmetrics(&spec, &mut writer)
                 .and_then(|s| writer.flush().map(|()| s))
                 .with_context(|| format!("writing {}", out.display()))?;
-            eprintln!("wrote {} series, {} samples to {} (history ends {end})", stats.series, stats.samples, out.display());
+            eprintln!(
+                "wrote {} series, {} samples to {} (history ends {end})",
+                stats.series,
+                stats.samples,
+                out.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -203,12 +218,20 @@ async fn recommend(args: RecommendArgs) -> anyhow::Result<ExitCode> {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
+    if let Some(at) = args.at
+        && let Err(e) = check_at(at)
+    {
+        eprintln!("tailor: error: {e}");
+        return Ok(ExitCode::from(2));
+    }
     let at = args.at.unwrap_or_else(Utc::now);
     let bar = (!args.no_progress && std::io::stderr().is_terminal()).then(|| {
         let bar = indicatif::ProgressBar::new(0);
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} reading usage {bar:30} {pos}/{len} queries {elapsed}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template(
+                "{spinner} reading usage {bar:30} {pos}/{len} queries {elapsed}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         bar
     });
@@ -242,7 +265,8 @@ async fn recommend(args: RecommendArgs) -> anyhow::Result<ExitCode> {
     let width = terminal_width();
     match &args.output {
         Some(path) => {
-            let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+            let file = std::fs::File::create(path)
+                .with_context(|| format!("creating {}", path.display()))?;
             let mut out = std::io::BufWriter::new(file);
             report::render(&report, args.format, &mut out, &RenderOptions { width })?;
             out.flush()?;
@@ -255,7 +279,9 @@ async fn recommend(args: RecommendArgs) -> anyhow::Result<ExitCode> {
         }
     }
     if report.recommendations.is_empty() {
-        tracing::warn!("no workloads found: check --namespace and that kube-state-metrics is scraped");
+        tracing::warn!(
+            "no workloads found: check --namespace and that kube-state-metrics is scraped"
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -66,7 +66,11 @@ fn compile_rules(config: &Config) -> Result<Vec<CompiledRule<'_>>, ScanError> {
                     .matches
                     .selector
                     .as_deref()
-                    .map(|s| parse_selector(s).map_err(|e| ScanError::Config(format!("policies[{i}].match.selector: {e}"))))
+                    .map(|s| {
+                        parse_selector(s).map_err(|e| {
+                            ScanError::Config(format!("policies[{i}].match.selector: {e}"))
+                        })
+                    })
                     .transpose()?,
                 policy: &rule.policy,
             })
@@ -74,11 +78,17 @@ fn compile_rules(config: &Config) -> Result<Vec<CompiledRule<'_>>, ScanError> {
         .collect()
 }
 
-fn policy_for<'a>(rules: &[CompiledRule<'a>], default: &'a Policy, workload: &WorkloadInfo) -> &'a Policy {
+fn policy_for<'a>(
+    rules: &[CompiledRule<'a>],
+    default: &'a Policy,
+    workload: &WorkloadInfo,
+) -> &'a Policy {
     rules
         .iter()
         .find(|r| {
-            r.namespaces.as_ref().is_none_or(|re| re.is_match(&workload.workload.namespace))
+            r.namespaces
+                .as_ref()
+                .is_none_or(|re| re.is_match(&workload.workload.namespace))
                 && r.selector
                     .as_ref()
                     .is_none_or(|sel| sel.iter().all(|req| req.matches(&workload.labels)))
@@ -91,12 +101,19 @@ pub fn scope(config: &Config) -> (Scope, Scope) {
     let p = &config.prometheus;
     let cluster = p.cluster_label.as_deref().zip(p.cluster.as_deref());
     let cluster_scope = Scope::new(cluster);
-    let scope = cluster_scope.namespaces(&config.selection.namespaces, &config.selection.exclude_namespaces);
+    let scope = cluster_scope.namespaces(
+        &config.selection.namespaces,
+        &config.selection.exclude_namespaces,
+    );
     (scope, cluster_scope)
 }
 
 /// Runs discovery, collection and the engine as of `at` (unix seconds).
-pub async fn scan(config: &Config, at: i64, progress: ProgressFn<'_>) -> Result<ScanOutcome, ScanError> {
+pub async fn scan(
+    config: &Config,
+    at: i64,
+    progress: ProgressFn<'_>,
+) -> Result<ScanOutcome, ScanError> {
     let client = PromClient::new(&config.prometheus)?;
     scan_with(&client, config, at, progress).await
 }
@@ -118,12 +135,15 @@ pub async fn scan_with(
         .selection
         .selector
         .as_deref()
-        .map(|s| parse_selector(s).map_err(|e| ScanError::Config(format!("selection.selector: {e}"))))
+        .map(|s| {
+            parse_selector(s).map_err(|e| ScanError::Config(format!("selection.selector: {e}")))
+        })
         .transpose()?;
     let want_labels = selector.is_some() || rules.iter().any(|r| r.selector.is_some());
 
     let (scope, cluster_scope) = scope(config);
-    let mut inventory = discovery::discover(client, &scope, &cluster_scope, end, window_s, want_labels).await?;
+    let mut inventory =
+        discovery::discover(client, &scope, &cluster_scope, end, window_s, want_labels).await?;
     if let Some(selector) = &selector {
         inventory.retain_workloads(|w| selector.iter().all(|req| req.matches(&w.labels)));
     }
@@ -177,11 +197,16 @@ pub async fn scan_with(
                 node_capacity: inventory.node_capacity,
             };
             let mut r = recommend(&input, policy, &config.pricing);
-            let long_running = !matches!(workload.workload.kind, WorkloadKind::Job | WorkloadKind::CronJob);
+            let long_running = !matches!(
+                workload.workload.kind,
+                WorkloadKind::Job | WorkloadKind::CronJob
+            );
             if long_running && workload.replicas == 0 && r.skipped_reason.is_none() {
                 r.recommended = r.current;
                 r.savings_per_month_usd = 0.0;
-                r.skipped_reason = Some("no pod runs at the evaluation instant (scaled to zero or deleted)".into());
+                r.skipped_reason = Some(
+                    "no pod runs at the evaluation instant (scaled to zero or deleted)".into(),
+                );
             }
             r
         })

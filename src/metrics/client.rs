@@ -62,7 +62,9 @@ pub struct PromClient {
 
 impl fmt::Debug for PromClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PromClient").field("url", &self.url).finish()
+        f.debug_struct("PromClient")
+            .field("url", &self.url)
+            .finish()
     }
 }
 
@@ -80,8 +82,12 @@ impl PromClient {
             headers.insert(name, value);
         }
         if let Some(path) = &config.bearer_token_file {
-            let token = std::fs::read_to_string(path)
-                .map_err(|e| setup(&format!("prometheus.bearer_token_file {}", path.display()), &e))?;
+            let token = std::fs::read_to_string(path).map_err(|e| {
+                setup(
+                    &format!("prometheus.bearer_token_file {}", path.display()),
+                    &e,
+                )
+            })?;
             let mut value = HeaderValue::from_str(&format!("Bearer {}", token.trim()))
                 .map_err(|e| setup("prometheus.bearer_token_file holds an invalid token", &e))?;
             value.set_sensitive(true);
@@ -89,11 +95,24 @@ impl PromClient {
         }
         if let Some(auth) = &config.basic_auth {
             let password = std::fs::read_to_string(&auth.password_file).map_err(|e| {
-                setup(&format!("prometheus.basic_auth.password_file {}", auth.password_file.display()), &e)
+                setup(
+                    &format!(
+                        "prometheus.basic_auth.password_file {}",
+                        auth.password_file.display()
+                    ),
+                    &e,
+                )
             })?;
             let mut value = HeaderValue::from_str(&format!(
                 "Basic {}",
-                base64(format!("{}:{}", auth.username, password.trim_end_matches(['\r', '\n'])).as_bytes())
+                base64(
+                    format!(
+                        "{}:{}",
+                        auth.username,
+                        password.trim_end_matches(['\r', '\n'])
+                    )
+                    .as_bytes()
+                )
             ))
             .map_err(|e| setup("prometheus.basic_auth", &e))?;
             value.set_sensitive(true);
@@ -114,7 +133,8 @@ impl PromClient {
         let http = builder.build().map_err(|e| setup("HTTP client", &e))?;
         let inner = prometheus_http_query::Client::from(http, &config.url)
             .map_err(|e| setup(&format!("prometheus.url {:?}", config.url), &e))?;
-        let per_second = NonZeroU32::new(config.max_queries_per_second.max(1)).unwrap_or(NonZeroU32::MIN);
+        let per_second =
+            NonZeroU32::new(config.max_queries_per_second.max(1)).unwrap_or(NonZeroU32::MIN);
         Ok(PromClient {
             inner,
             url: crate::report::strip_credentials(&config.url),
@@ -254,9 +274,15 @@ impl PromClient {
         let response = request.post_raw().await.map_err(|e| {
             let detail = error_chain(&e);
             let err = if detail.contains("timed out") || detail.contains("operation timed out") {
-                MetricsError::Timeout { url: url.clone(), timeout: self.timeout }
+                MetricsError::Timeout {
+                    url: url.clone(),
+                    timeout: self.timeout,
+                }
             } else {
-                MetricsError::Unreachable { url: url.clone(), detail }
+                MetricsError::Unreachable {
+                    url: url.clone(),
+                    detail,
+                }
             };
             Attempt::Retry(err, None)
         })?;
@@ -274,7 +300,10 @@ impl PromClient {
             .is_some_and(|v| v.contains("json"));
         let body = response.bytes().await.map_err(|e| {
             Attempt::Retry(
-                MetricsError::Unreachable { url: url.clone(), detail: error_chain(&e) },
+                MetricsError::Unreachable {
+                    url: url.clone(),
+                    detail: error_chain(&e),
+                },
                 None,
             )
         })?;
@@ -287,7 +316,11 @@ impl PromClient {
             return Ok(body);
         }
         let snippet: String = String::from_utf8_lossy(&body).chars().take(200).collect();
-        let err = MetricsError::Http { url: url.clone(), status: status.as_u16(), body: snippet };
+        let err = MetricsError::Http {
+            url: url.clone(),
+            status: status.as_u16(),
+            body: snippet,
+        };
         if status.is_server_error() || status.as_u16() == 429 {
             Err(Attempt::Retry(err, retry_after))
         } else {
@@ -308,10 +341,17 @@ impl PromClient {
                 kind,
                 message,
             },
-            DecodeError::Malformed(detail) => MetricsError::Malformed { url: self.url.clone(), detail },
+            DecodeError::Malformed(detail) => MetricsError::Malformed {
+                url: self.url.clone(),
+                detail,
+            },
         })?;
-        self.stats.series.fetch_add(outcome.series, Ordering::Relaxed);
-        self.stats.samples.fetch_add(outcome.samples, Ordering::Relaxed);
+        self.stats
+            .series
+            .fetch_add(outcome.series, Ordering::Relaxed);
+        self.stats
+            .samples
+            .fetch_add(outcome.samples, Ordering::Relaxed);
         self.stats
             .samples_touched
             .fetch_add(outcome.samples_touched, Ordering::Relaxed);
@@ -326,24 +366,32 @@ enum Attempt {
 
 /// The two query builders of prometheus-http-query, seen as one.
 trait Request {
-    fn post_raw(self) -> impl Future<Output = Result<reqwest::Response, prometheus_http_query::Error>>;
+    fn post_raw(
+        self,
+    ) -> impl Future<Output = Result<reqwest::Response, prometheus_http_query::Error>>;
 }
 
 impl Request for prometheus_http_query::InstantQueryBuilder {
-    fn post_raw(self) -> impl Future<Output = Result<reqwest::Response, prometheus_http_query::Error>> {
+    fn post_raw(
+        self,
+    ) -> impl Future<Output = Result<reqwest::Response, prometheus_http_query::Error>> {
         prometheus_http_query::InstantQueryBuilder::post_raw(self)
     }
 }
 
 impl Request for prometheus_http_query::RangeQueryBuilder {
-    fn post_raw(self) -> impl Future<Output = Result<reqwest::Response, prometheus_http_query::Error>> {
+    fn post_raw(
+        self,
+    ) -> impl Future<Output = Result<reqwest::Response, prometheus_http_query::Error>> {
         prometheus_http_query::RangeQueryBuilder::post_raw(self)
     }
 }
 
 /// Exponential backoff with jitter: 0.5 s, 1 s, 2 s … capped at 10 s.
 fn backoff(attempt: u32) -> Duration {
-    let base = 500u64.saturating_mul(1 << attempt.min(5).saturating_sub(1)).min(10_000);
+    let base = 500u64
+        .saturating_mul(1 << attempt.min(5).saturating_sub(1))
+        .min(10_000);
     // Cheap jitter from the clock's sub-second part; no RNG needed.
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -366,7 +414,11 @@ fn base64(input: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
     for chunk in input.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
         for i in 0..4 {
             if i <= chunk.len() {
@@ -399,7 +451,10 @@ pub enum DecodeError {
 /// calling `sink` once per series. Sample values are parsed as Prometheus
 /// writes them (`"1.5"`, `"NaN"`, `"+Inf"`); timestamps are rounded to whole
 /// seconds.
-pub fn decode(body: &[u8], sink: &mut dyn FnMut(&Labels, &[(i64, f64)])) -> Result<DecodeOutcome, DecodeError> {
+pub fn decode(
+    body: &[u8],
+    sink: &mut dyn FnMut(&Labels, &[(i64, f64)]),
+) -> Result<DecodeOutcome, DecodeError> {
     let mut de = serde_json::Deserializer::from_slice(body);
     let mut state = Envelope {
         sink,
@@ -415,7 +470,9 @@ pub fn decode(body: &[u8], sink: &mut dyn FnMut(&Labels, &[(i64, f64)])) -> Resu
         .map_err(|e| DecodeError::Malformed(e.to_string()))?;
     match state.status.as_deref() {
         Some("success") if state.saw_data => Ok(state.outcome),
-        Some("success") => Err(DecodeError::Malformed("success response without data".into())),
+        Some("success") => Err(DecodeError::Malformed(
+            "success response without data".into(),
+        )),
         Some("error") => Err(DecodeError::Backend {
             kind: state.error_kind.unwrap_or_else(|| "unknown".into()),
             message: state.error.unwrap_or_default(),
@@ -453,7 +510,9 @@ impl<'de> Visitor<'de> for &mut Envelope<'_> {
                 "errorType" => self.error_kind = Some(map.next_value()?),
                 "error" => self.error = Some(map.next_value()?),
                 "data" => {
-                    map.next_value_seed(Data { envelope: &mut *self })?;
+                    map.next_value_seed(Data {
+                        envelope: &mut *self,
+                    })?;
                     self.saw_data = true;
                 }
                 _ => {
@@ -484,7 +543,9 @@ impl<'de> Visitor<'de> for Data<'_, '_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             match key.as_ref() {
-                "result" => map.next_value_seed(ResultSeq { envelope: &mut *self.envelope })?,
+                "result" => map.next_value_seed(ResultSeq {
+                    envelope: &mut *self.envelope,
+                })?,
                 "stats" => {
                     let stats: Stats = map.next_value()?;
                     self.envelope.outcome.samples_touched += stats.samples.total_queryable_samples;
@@ -579,7 +640,9 @@ mod tests {
 
     fn collect(body: &str) -> Result<(Vec<(Labels, Vec<(i64, f64)>)>, DecodeOutcome), DecodeError> {
         let mut out = Vec::new();
-        let outcome = decode(body.as_bytes(), &mut |l, s| out.push((l.clone(), s.to_vec())))?;
+        let outcome = decode(body.as_bytes(), &mut |l, s| {
+            out.push((l.clone(), s.to_vec()))
+        })?;
         Ok((out, outcome))
     }
 
@@ -596,7 +659,14 @@ mod tests {
         assert!(series[0].1[1].1.is_nan());
         assert_eq!(series[0].1[2].1, f64::INFINITY);
         assert_eq!(series[1].1, vec![(1_700_000_000, 1000.0)]);
-        assert_eq!(outcome, DecodeOutcome { series: 2, samples: 4, samples_touched: 0 });
+        assert_eq!(
+            outcome,
+            DecodeOutcome {
+                series: 2,
+                samples: 4,
+                samples_touched: 0
+            }
+        );
     }
 
     #[test]
@@ -620,7 +690,10 @@ mod tests {
         let body = r#"{"status":"error","errorType":"bad_data","error":"parse error at char 5"}"#;
         assert_eq!(
             collect(body).err(),
-            Some(DecodeError::Backend { kind: "bad_data".into(), message: "parse error at char 5".into() })
+            Some(DecodeError::Backend {
+                kind: "bad_data".into(),
+                message: "parse error at char 5".into()
+            })
         );
     }
 
@@ -634,15 +707,23 @@ mod tests {
             r#"{"data":{"result":[]}}"#,
             r#"{"status":"success","data":{"result":[{"metric":{},"values":[["x"]]}]}}"#,
         ] {
-            assert!(matches!(collect(body), Err(DecodeError::Malformed(_))), "{body:?}");
+            assert!(
+                matches!(collect(body), Err(DecodeError::Malformed(_))),
+                "{body:?}"
+            );
         }
     }
 
     #[test]
     fn base64_matches_rfc4648_vectors() {
-        for (plain, encoded) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foobar", "Zm9vYmFy")] {
+        for (plain, encoded) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foobar", "Zm9vYmFy"),
+        ] {
             assert_eq!(base64(plain.as_bytes()), encoded);
         }
     }
-
 }

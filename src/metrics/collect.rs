@@ -75,7 +75,10 @@ pub fn chunks(window_start: i64, window_end: i64, step: i64, max_span: i64) -> V
 }
 
 /// Packs namespaces into batches of at most `max_series` series.
-pub fn batches<'a>(series_per_namespace: &BTreeMap<&'a str, usize>, max_series: usize) -> Vec<Vec<&'a str>> {
+pub fn batches<'a>(
+    series_per_namespace: &BTreeMap<&'a str, usize>,
+    max_series: usize,
+) -> Vec<Vec<&'a str>> {
     let mut out: Vec<Vec<&str>> = Vec::new();
     let mut load = 0usize;
     for (&namespace, &series) in series_per_namespace {
@@ -127,7 +130,10 @@ pub async fn collect(
     let mut queries: Vec<(Metric, String, i64, i64, i64)> = Vec::new();
     for batch in batches(&per_namespace, MAX_SERIES_PER_QUERY) {
         let scope = batch_scope(scope, &batch);
-        for (metric, step) in [(Metric::Cpu, plan.resolution_s), (Metric::Memory, plan.peak_interval_s)] {
+        for (metric, step) in [
+            (Metric::Cpu, plan.resolution_s),
+            (Metric::Memory, plan.peak_interval_s),
+        ] {
             let query = match metric {
                 Metric::Cpu => promql::cpu_usage(&scope, step),
                 Metric::Memory => promql::memory_peak(&scope, step),
@@ -142,18 +148,24 @@ pub async fn collect(
     progress(done, total);
 
     let mut pending = queries.into_iter();
-    let mut in_flight: JoinSet<(Metric, String, i64, Result<bytes::Bytes, MetricsError>)> = JoinSet::new();
+    let mut in_flight: JoinSet<(Metric, String, i64, Result<bytes::Bytes, MetricsError>)> =
+        JoinSet::new();
     loop {
         while in_flight.len() < CONCURRENCY {
-            let Some((metric, query, start, end, step)) = pending.next() else { break };
+            let Some((metric, query, start, end, step)) = pending.next() else {
+                break;
+            };
             let client = client.clone();
             in_flight.spawn(async move {
                 let body = client.fetch_range(&query, start, end, step).await;
                 (metric, query, step, body)
             });
         }
-        let Some(joined) = in_flight.join_next().await else { break };
-        let (metric, query, step, body) = joined.map_err(|e| MetricsError::Setup(format!("query task failed: {e}")))?;
+        let Some(joined) = in_flight.join_next().await else {
+            break;
+        };
+        let (metric, query, step, body) =
+            joined.map_err(|e| MetricsError::Setup(format!("query task failed: {e}")))?;
         let body = body?;
         let mut unknown_pods = 0u64;
         client.decode_body(&query, &body, |labels, samples| {
@@ -211,17 +223,32 @@ pub async fn collect(
         progress(done, total);
     }
     for ((namespace, pod, container), [throttled, periods, restarts, oom]) in per_series {
-        let Some(pod_info) = inventory.pods.get(&(namespace, pod)) else { continue };
-        let Some(&index) = pod_info.containers.get(&container) else { continue };
+        let Some(pod_info) = inventory.pods.get(&(namespace, pod)) else {
+            continue;
+        };
+        let Some(&index) = pod_info.containers.get(&container) else {
+            continue;
+        };
         let estimator = &mut estimators[index];
         estimator.add_throttling(throttled, periods);
-        let restarts = if restarts.is_finite() && restarts > 0.0 { restarts.round() as u32 } else { 0 };
+        let restarts = if restarts.is_finite() && restarts > 0.0 {
+            restarts.round() as u32
+        } else {
+            0
+        };
         // last_terminated_reason only tells the latest reason; restarts in a
         // window where it read OOMKilled are counted as OOM kills.
         let oom_kills = if oom >= 1.0 { restarts.max(1) } else { 0 };
-        estimator.add_restarts(restarts, oom_kills, pod_info.memory_limits.get(&container).copied());
+        estimator.add_restarts(
+            restarts,
+            oom_kills,
+            pod_info.memory_limits.get(&container).copied(),
+        );
     }
-    Ok(Collected { estimators, skipped })
+    Ok(Collected {
+        estimators,
+        skipped,
+    })
 }
 
 #[cfg(test)]
@@ -244,8 +271,14 @@ mod tests {
         // less than one interval and left out.
         assert_eq!(c, vec![(5400, 37_800)]);
         let c = chunks(0, 30 * day, 60, 30 * day);
-        assert!(c.iter().all(|(s, e)| (e - s) / 60 + 1 <= MAX_POINTS_PER_SERIES));
-        assert_eq!(c.iter().map(|(s, e)| (e - s) / 60 + 1).sum::<i64>(), 30 * 24 * 60);
+        assert!(
+            c.iter()
+                .all(|(s, e)| (e - s) / 60 + 1 <= MAX_POINTS_PER_SERIES)
+        );
+        assert_eq!(
+            c.iter().map(|(s, e)| (e - s) / 60 + 1).sum::<i64>(),
+            30 * 24 * 60
+        );
     }
 
     #[test]

@@ -11,9 +11,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use super::MetricsError;
 use super::client::{Labels, PromClient};
 use super::promql::{self, Scope, Selector};
-use super::MetricsError;
 use crate::domain::{ContainerRef, Resources, WorkloadKind, WorkloadRef};
 use crate::recommend::policy::{HpaScaling, NodeCapacity};
 use crate::units::{Bytes, MilliCores};
@@ -105,7 +105,8 @@ impl Inventory {
             i += 1;
             workload_map[i - 1].is_some()
         });
-        self.containers.retain(|c| workload_map[c.workload].is_some());
+        self.containers
+            .retain(|c| workload_map[c.workload].is_some());
         for c in &mut self.containers {
             c.workload = workload_map[c.workload].unwrap_or(usize::MAX);
         }
@@ -155,32 +156,50 @@ pub async fn discover(
     // Pod → owner, over the window.
     let mut owners: Vec<(String, String, String, String)> = Vec::new();
     client
-        .instant(&seen("kube_pod_owner", "namespace, pod, owner_kind, owner_name"), at, |l, _| {
-            owners.push((
-                label(l, "namespace").into(),
-                label(l, "pod").into(),
-                label(l, "owner_kind").into(),
-                label(l, "owner_name").into(),
-            ));
-        })
+        .instant(
+            &seen("kube_pod_owner", "namespace, pod, owner_kind, owner_name"),
+            at,
+            |l, _| {
+                owners.push((
+                    label(l, "namespace").into(),
+                    label(l, "pod").into(),
+                    label(l, "owner_kind").into(),
+                    label(l, "owner_name").into(),
+                ));
+            },
+        )
         .await?;
     let mut rs_owner: HashMap<(String, String), (String, String)> = HashMap::new();
     client
-        .instant(&seen("kube_replicaset_owner", "namespace, replicaset, owner_kind, owner_name"), at, |l, _| {
-            rs_owner.insert(
-                (label(l, "namespace").into(), label(l, "replicaset").into()),
-                (label(l, "owner_kind").into(), label(l, "owner_name").into()),
-            );
-        })
+        .instant(
+            &seen(
+                "kube_replicaset_owner",
+                "namespace, replicaset, owner_kind, owner_name",
+            ),
+            at,
+            |l, _| {
+                rs_owner.insert(
+                    (label(l, "namespace").into(), label(l, "replicaset").into()),
+                    (label(l, "owner_kind").into(), label(l, "owner_name").into()),
+                );
+            },
+        )
         .await?;
     let mut job_owner: HashMap<(String, String), (String, String)> = HashMap::new();
     client
-        .instant(&seen("kube_job_owner", "namespace, job_name, owner_kind, owner_name"), at, |l, _| {
-            job_owner.insert(
-                (label(l, "namespace").into(), label(l, "job_name").into()),
-                (label(l, "owner_kind").into(), label(l, "owner_name").into()),
-            );
-        })
+        .instant(
+            &seen(
+                "kube_job_owner",
+                "namespace, job_name, owner_kind, owner_name",
+            ),
+            at,
+            |l, _| {
+                job_owner.insert(
+                    (label(l, "namespace").into(), label(l, "job_name").into()),
+                    (label(l, "owner_kind").into(), label(l, "owner_name").into()),
+                );
+            },
+        )
         .await?;
     // Running now: the default 5-minute lookback of an instant query.
     let mut alive: BTreeSet<(String, String)> = BTreeSet::new();
@@ -195,24 +214,32 @@ pub async fn discover(
         .await?;
     let mut starts: HashMap<(String, String), i64> = HashMap::new();
     client
-        .instant(&seen("kube_pod_start_time", "namespace, pod"), at, |l, s| {
-            if let Some(&(_, v)) = s.first()
-                && v.is_finite()
-                && v > 0.0
-            {
-                starts.insert(pod_key(l), v as i64);
-            }
-        })
+        .instant(
+            &seen("kube_pod_start_time", "namespace, pod"),
+            at,
+            |l, s| {
+                if let Some(&(_, v)) = s.first()
+                    && v.is_finite()
+                    && v > 0.0
+                {
+                    starts.insert(pod_key(l), v as i64);
+                }
+            },
+        )
         .await?;
     let mut containers: Vec<(String, String, String)> = Vec::new();
     client
-        .instant(&seen("kube_pod_container_info", "namespace, pod, container"), at, |l, _| {
-            containers.push((
-                label(l, "namespace").into(),
-                label(l, "pod").into(),
-                label(l, "container").into(),
-            ));
-        })
+        .instant(
+            &seen("kube_pod_container_info", "namespace, pod, container"),
+            at,
+            |l, _| {
+                containers.push((
+                    label(l, "namespace").into(),
+                    label(l, "pod").into(),
+                    label(l, "container").into(),
+                ));
+            },
+        )
         .await?;
     // Requests and limits per pod container, the last value in the window.
     let mut values: HashMap<(String, String, String), Resources> = HashMap::new();
@@ -247,7 +274,10 @@ pub async fn discover(
             .await?;
         if bad > 0 {
             let what = if is_limit { "limit" } else { "request" };
-            bad_values.push((format!("NaN or negative {what} samples (kube-state-metrics) ignored"), bad));
+            bad_values.push((
+                format!("NaN or negative {what} samples (kube-state-metrics) ignored"),
+                bad,
+            ));
         }
     }
     // HPAs and the resources they scale on (utilization targets only: those
@@ -262,8 +292,14 @@ pub async fn discover(
             at,
             |l, _| {
                 hpa_target.insert(
-                    (label(l, "namespace").into(), label(l, "horizontalpodautoscaler").into()),
-                    (label(l, "scaletargetref_kind").into(), label(l, "scaletargetref_name").into()),
+                    (
+                        label(l, "namespace").into(),
+                        label(l, "horizontalpodautoscaler").into(),
+                    ),
+                    (
+                        label(l, "scaletargetref_kind").into(),
+                        label(l, "scaletargetref_name").into(),
+                    ),
                 );
             },
         )
@@ -274,10 +310,17 @@ pub async fn discover(
         .scoped(scope);
     client
         .instant(
-            &promql::seen(target_metric, "namespace, horizontalpodautoscaler, metric_name", w),
+            &promql::seen(
+                target_metric,
+                "namespace, horizontalpodautoscaler, metric_name",
+                w,
+            ),
             at,
             |l, _| {
-                let key = (label(l, "namespace").to_string(), label(l, "horizontalpodautoscaler").to_string());
+                let key = (
+                    label(l, "namespace").to_string(),
+                    label(l, "horizontalpodautoscaler").to_string(),
+                );
                 if let Some((kind, name)) = hpa_target.get(&key) {
                     let s = hpa_scaling
                         .entry((key.0.clone(), kind.clone(), name.clone()))
@@ -298,36 +341,48 @@ pub async fn discover(
             .eq("resource", resource)
             .scoped(cluster_scope);
         client
-            .instant(&format!("max(last_over_time({s}[1h]))"), at, |_, samples| {
-                if let Some(&(_, v)) = samples.first()
-                    && v.is_finite()
-                    && v > 0.0
-                {
-                    if resource == "cpu" {
-                        node_cpu = Some(MilliCores::from_cores(v));
-                    } else {
-                        node_memory = Some(Bytes::from_f64(v));
+            .instant(
+                &format!("max(last_over_time({s}[1h]))"),
+                at,
+                |_, samples| {
+                    if let Some(&(_, v)) = samples.first()
+                        && v.is_finite()
+                        && v > 0.0
+                    {
+                        if resource == "cpu" {
+                            node_cpu = Some(MilliCores::from_cores(v));
+                        } else {
+                            node_memory = Some(Bytes::from_f64(v));
+                        }
                     }
-                }
-            })
+                },
+            )
             .await?;
     }
     let mut pod_labels: HashMap<(String, String), BTreeMap<String, String>> = HashMap::new();
     if want_labels {
         let s = Selector::new("kube_pod_labels").scoped(scope);
         client
-            .instant(&format!("last_over_time({s}[{}])", promql::range(w)), at, |l, _| {
-                let labels = l
-                    .iter()
-                    .filter_map(|(k, v)| k.strip_prefix("label_").map(|k| (k.to_string(), v.clone())))
-                    .collect();
-                pod_labels.insert(pod_key(l), labels);
-            })
+            .instant(
+                &format!("last_over_time({s}[{}])", promql::range(w)),
+                at,
+                |l, _| {
+                    let labels = l
+                        .iter()
+                        .filter_map(|(k, v)| {
+                            k.strip_prefix("label_").map(|k| (k.to_string(), v.clone()))
+                        })
+                        .collect();
+                    pod_labels.insert(pod_key(l), labels);
+                },
+            )
             .await?;
     }
 
     let mut inventory = Inventory {
-        node_capacity: node_cpu.zip(node_memory).map(|(cpu, memory)| NodeCapacity { cpu, memory }),
+        node_capacity: node_cpu
+            .zip(node_memory)
+            .map(|(cpu, memory)| NodeCapacity { cpu, memory }),
         skipped: bad_values.into_iter().collect(),
         ..Inventory::default()
     };
@@ -377,7 +432,10 @@ fn resolve_owner(
             }
             _ => (WorkloadKind::ReplicaSet, name.to_string()),
         },
-        "Job" => match raw.job_owner.get(&(namespace.to_string(), name.to_string())) {
+        "Job" => match raw
+            .job_owner
+            .get(&(namespace.to_string(), name.to_string()))
+        {
             Some((k, n)) if k == "CronJob" => (WorkloadKind::CronJob, n.clone()),
             _ => (WorkloadKind::Job, name.to_string()),
         },
@@ -480,7 +538,9 @@ fn assemble(inventory: &mut Inventory, raw: Raw) {
             .copied()
             .unwrap_or_default();
         if let Some(limit) = values.memory_limit {
-            pod_info.memory_limits.insert(container.clone(), limit.as_f64());
+            pod_info
+                .memory_limits
+                .insert(container.clone(), limit.as_f64());
         }
         // Prefer running pods, then the most recently started.
         let rank = (pod_info.alive, pod_info.start.unwrap_or(i64::MIN));
@@ -516,10 +576,25 @@ mod tests {
         let s = |x: &str| x.to_string();
         Raw {
             owners: vec![
-                (s("shop"), s("web-abc12-x1"), s("ReplicaSet"), s("web-abc12")),
-                (s("shop"), s("web-def34-y2"), s("ReplicaSet"), s("web-def34")),
+                (
+                    s("shop"),
+                    s("web-abc12-x1"),
+                    s("ReplicaSet"),
+                    s("web-abc12"),
+                ),
+                (
+                    s("shop"),
+                    s("web-def34-y2"),
+                    s("ReplicaSet"),
+                    s("web-def34"),
+                ),
                 (s("shop"), s("db-0"), s("StatefulSet"), s("db")),
-                (s("shop"), s("nightly-28000-z"), s("Job"), s("nightly-28000")),
+                (
+                    s("shop"),
+                    s("nightly-28000-z"),
+                    s("Job"),
+                    s("nightly-28000"),
+                ),
                 (s("shop"), s("lonely"), s("<none>"), s("<none>")),
                 (s("kube-system"), s("etcd-node1"), s("Node"), s("node1")),
             ],
@@ -527,9 +602,15 @@ mod tests {
                 ((s("shop"), s("web-abc12")), (s("Deployment"), s("web"))),
                 ((s("shop"), s("web-def34")), (s("Deployment"), s("web"))),
             ]),
-            job_owner: HashMap::from([((s("shop"), s("nightly-28000")), (s("CronJob"), s("nightly")))]),
+            job_owner: HashMap::from([(
+                (s("shop"), s("nightly-28000")),
+                (s("CronJob"), s("nightly")),
+            )]),
             alive: BTreeSet::from([(s("shop"), s("web-def34-y2")), (s("shop"), s("db-0"))]),
-            starts: HashMap::from([((s("shop"), s("web-abc12-x1")), 100), ((s("shop"), s("web-def34-y2")), 200)]),
+            starts: HashMap::from([
+                ((s("shop"), s("web-abc12-x1")), 100),
+                ((s("shop"), s("web-def34-y2")), 200),
+            ]),
             containers: vec![
                 (s("shop"), s("web-abc12-x1"), s("app")),
                 (s("shop"), s("web-def34-y2"), s("app")),
@@ -541,7 +622,10 @@ mod tests {
             values: HashMap::from([
                 (
                     (s("shop"), s("web-abc12-x1"), s("app")),
-                    Resources { cpu_request: Some(MilliCores(1000)), ..Default::default() },
+                    Resources {
+                        cpu_request: Some(MilliCores(1000)),
+                        ..Default::default()
+                    },
                 ),
                 (
                     (s("shop"), s("web-def34-y2"), s("app")),
@@ -554,7 +638,10 @@ mod tests {
             ]),
             hpa_scaling: HashMap::from([(
                 (s("shop"), s("Deployment"), s("web")),
-                HpaScaling { cpu: true, memory: false },
+                HpaScaling {
+                    cpu: true,
+                    memory: false,
+                },
             )]),
             pod_labels: HashMap::new(),
         }
@@ -564,16 +651,29 @@ mod tests {
     fn pods_map_to_their_workloads_across_churn() {
         let mut inv = Inventory::default();
         assemble(&mut inv, raw());
-        let names: Vec<String> = inv.workloads.iter().map(|w| w.workload.to_string()).collect();
+        let names: Vec<String> = inv
+            .workloads
+            .iter()
+            .map(|w| w.workload.to_string())
+            .collect();
         assert_eq!(
             names,
-            ["shop/Deployment/web", "shop/StatefulSet/db", "shop/CronJob/nightly", "shop/Pod/lonely"]
+            [
+                "shop/Deployment/web",
+                "shop/StatefulSet/db",
+                "shop/CronJob/nightly",
+                "shop/Pod/lonely"
+            ]
         );
         let web = &inv.workloads[0];
         assert_eq!((web.replicas, web.pods_seen), (1, 2));
         assert!(web.hpa.cpu && !web.hpa.memory);
         // app and envoy of web, postgres, job: sidecars are their own rows.
-        let rows: Vec<String> = inv.containers.iter().map(|c| c.target.to_string()).collect();
+        let rows: Vec<String> = inv
+            .containers
+            .iter()
+            .map(|c| c.target.to_string())
+            .collect();
         assert_eq!(
             rows,
             [
@@ -585,7 +685,10 @@ mod tests {
         );
         // The running pod's values win over the older pod's.
         assert_eq!(inv.containers[0].current.cpu_request, Some(MilliCores(500)));
-        assert_eq!(inv.skipped.get("pods owned by Node are not supported yet"), Some(&1));
+        assert_eq!(
+            inv.skipped.get("pods owned by Node are not supported yet"),
+            Some(&1)
+        );
         assert!(inv.skipped.keys().any(|k| k.contains("without an owner")));
         let mut labels = Labels::new();
         labels.insert("namespace".into(), "shop".into());

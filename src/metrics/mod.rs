@@ -22,12 +22,20 @@ pub use client::{PromClient, QueryCounts};
 pub enum MetricsError {
     #[error("cannot set up the Prometheus client: {0}")]
     Setup(String),
-    #[error("Prometheus at {url} is unreachable: {detail} (check prometheus.url / --prometheus-url and network policy)")]
+    #[error(
+        "Prometheus at {url} is unreachable: {detail} (check prometheus.url / --prometheus-url and network policy)"
+    )]
     Unreachable { url: String, detail: String },
-    #[error("Prometheus at {url} did not answer within {timeout:?} (raise prometheus.timeout, or narrow --namespace)")]
+    #[error(
+        "Prometheus at {url} did not answer within {timeout:?} (raise prometheus.timeout, or narrow --namespace)"
+    )]
     Timeout { url: String, timeout: Duration },
     #[error("Prometheus at {url} answered HTTP {status}: {body}")]
-    Http { url: String, status: u16, body: String },
+    Http {
+        url: String,
+        status: u16,
+        body: String,
+    },
     #[error("Prometheus at {url} rejected a query ({kind}: {message}); query: {query}")]
     Query {
         url: String,
@@ -35,6 +43,8 @@ pub enum MetricsError {
         kind: String,
         message: String,
     },
-    #[error("Prometheus at {url} sent a response that is not the Prometheus API's JSON: {detail} (is the URL the Prometheus API root?)")]
+    #[error(
+        "Prometheus at {url} sent a response that is not the Prometheus API's JSON: {detail} (is the URL the Prometheus API root?)"
+    )]
     Malformed { url: String, detail: String },
 }

@@ -58,7 +58,8 @@ impl Selector {
     }
 
     pub fn with(mut self, label: &str, op: Op, value: &str) -> Self {
-        self.matchers.push((label.to_string(), op, value.to_string()));
+        self.matchers
+            .push((label.to_string(), op, value.to_string()));
         self
     }
 
@@ -98,7 +99,9 @@ impl Scope {
     pub fn new(cluster: Option<(&str, &str)>) -> Self {
         let mut scope = Scope::default();
         if let Some((label, value)) = cluster {
-            scope.matchers.push((label.to_string(), Op::Eq, value.to_string()));
+            scope
+                .matchers
+                .push((label.to_string(), Op::Eq, value.to_string()));
         }
         scope
     }
@@ -211,7 +214,10 @@ pub fn oom_terminated(scope: &Scope, interval_s: i64) -> String {
 /// Any series of `metric` seen in the last `lookback`, one per label set
 /// of `by` (an instant query at the evaluation time).
 pub fn seen(metric: Selector, by: &str, lookback_s: i64) -> String {
-    format!("max by ({by}) (last_over_time({metric}[{}]))", range(lookback_s))
+    format!(
+        "max by ({by}) (last_over_time({metric}[{}]))",
+        range(lookback_s)
+    )
 }
 
 #[cfg(test)]

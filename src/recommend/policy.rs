@@ -129,8 +129,9 @@ pub fn recommend(
         memory_request: memory.request,
         memory_limit: memory.limit,
     };
-    recommendation.savings_per_month_usd = monthly_cost(&input.current, input.billed_replicas, pricing)
-        - monthly_cost(&recommendation.recommended, input.billed_replicas, pricing);
+    recommendation.savings_per_month_usd =
+        monthly_cost(&input.current, input.billed_replicas, pricing)
+            - monthly_cost(&recommendation.recommended, input.billed_replicas, pricing);
     if recommendation.recommended == input.current {
         recommendation.skipped_reason = Some(if held.is_empty() {
             "no change needed".to_string()
@@ -148,7 +149,8 @@ fn evidence(input: &RecommendInput<'_>) -> Evidence {
     let cpu = |p: f64| u.cpu_percentile_millicores(p).map(|m| m.ceil() as u64);
     Evidence {
         replicas: input.replicas,
-        billed_replicas: (input.billed_replicas != input.replicas as f64).then_some(input.billed_replicas),
+        billed_replicas: (input.billed_replicas != input.replicas as f64)
+            .then_some(input.billed_replicas),
         history_hours: u.history_seconds(w) as f64 / 3600.0,
         coverage: u.coverage(w),
         cpu_samples: u.cpu_samples(),
@@ -498,6 +500,7 @@ mod tests {
             usage: &u,
             window: w,
             replicas: 2,
+            billed_replicas: 2.0,
             hpa: HpaScaling {
                 cpu: true,
                 memory: false,

@@ -123,8 +123,11 @@ impl Report {
                 .saturating_add(memory(&rec.recommended));
             totals.current_cost_per_month_usd +=
                 monthly_cost_usd(&rec.current, rec.evidence.cost_replicas(), &self.pricing);
-            totals.recommended_cost_per_month_usd +=
-                monthly_cost_usd(&rec.recommended, rec.evidence.cost_replicas(), &self.pricing);
+            totals.recommended_cost_per_month_usd += monthly_cost_usd(
+                &rec.recommended,
+                rec.evidence.cost_replicas(),
+                &self.pricing,
+            );
             totals.savings_per_month_usd += rec.savings_per_month_usd;
             totals.containers += 1;
             if rec.skipped_reason.is_some() {

@@ -71,6 +71,7 @@ fn report() -> Report {
         savings_per_month_usd: 54.75,
         evidence: Evidence {
             replicas: 3,
+            billed_replicas: None,
             history_hours: 336.0,
             coverage: 0.98,
             cpu_samples: 4032,
