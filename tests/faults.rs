@@ -177,7 +177,7 @@ fn cli_failure_is_one_line_and_exit_code_1() {
 fn cli_rejects_bad_config_with_the_key_and_exit_code_2() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("tailor.yaml");
-    std::fs::write(&path, "history:\n  window: 2 weeks\n").expect("write");
+    std::fs::write(&path, "history:\n  window: fortnight\n").expect("write");
     let output = tailor().args(["config", "check"]).arg(&path).output().expect("run tailor");
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
