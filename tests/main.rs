@@ -1,13 +1,9 @@
-//! tailor's one integration-test binary (one link on a 2-core CI): each
-//! module below is a group of tests; `support` is the harness they share.
+//! tailor's one integration-test binary (one link on a 2-core CI; Cargo.toml
+//! sets `autotests = false`): each module below is a group of tests, and
+//! `support` is the harness they share.
 
 mod support;
 
-// The harness' own tests: the servers hold what the generator wrote. The file
-// sits under support/ because Cargo would build any other tests/*.rs as a
-// test binary of its own (Cargo.toml has no `autotests = false`).
-#[path = "support/harness.rs"]
-mod harness;
-
 mod faults;
+mod harness;
 mod recommend;

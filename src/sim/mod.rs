@@ -3,8 +3,8 @@
 //! [`history`] writes the weeks of cAdvisor and kube-state-metrics series a
 //! real cluster would have left in Prometheus, so tests and demos can backfill
 //! a real Prometheus or VictoriaMetrics with usage whose distribution is known.
-//! Nothing here sleeps or reads the wall clock: time is whatever the caller
-//! says it is.
+//! [`fleet`] is the demo fleet those demos use. Nothing here sleeps or reads
+//! the wall clock: time is whatever the caller says it is.
 
-pub mod history;
 pub mod fleet;
+pub mod history;
