@@ -16,7 +16,12 @@ use tailor::scan::{self, ScanError};
 /// What the faulty server does with every request.
 #[derive(Clone)]
 enum Behaviour {
-    Respond { status: u16, content_type: &'static str, body: String, retry_after: Option<u32> },
+    Respond {
+        status: u16,
+        content_type: &'static str,
+        body: String,
+        retry_after: Option<u32>,
+    },
     Hang,
 }
 
@@ -37,8 +42,14 @@ fn faulty_server(behaviour: Behaviour) -> (String, Arc<AtomicUsize>) {
                 let _ = stream.read(&mut buf);
                 match behaviour {
                     Behaviour::Hang => std::thread::sleep(Duration::from_secs(30)),
-                    Behaviour::Respond { status, content_type, body, retry_after } => {
-                        let extra = retry_after.map_or(String::new(), |s| format!("Retry-After: {s}\r\n"));
+                    Behaviour::Respond {
+                        status,
+                        content_type,
+                        body,
+                        retry_after,
+                    } => {
+                        let extra =
+                            retry_after.map_or(String::new(), |s| format!("Retry-After: {s}\r\n"));
                         let _ = write!(
                             stream,
                             "HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n{body}",
@@ -57,14 +68,20 @@ fn scan_error(url: &str, timeout: Duration, retries: u32) -> ScanError {
     config.prometheus.url = url.to_string();
     config.prometheus.timeout = timeout;
     config.prometheus.retries = retries;
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     runtime
         .block_on(scan::scan(&config, 1_790_812_800, &|_, _| {}))
         .expect_err("a broken backend must fail the scan")
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port()
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port()
 }
 
 #[test]
@@ -85,7 +102,10 @@ fn server_errors_are_retried_then_reported() {
         retry_after: None,
     });
     let message = scan_error(&url, Duration::from_secs(2), 2).to_string();
-    assert!(message.contains("HTTP 503") && message.contains("upstream overloaded"), "{message}");
+    assert!(
+        message.contains("HTTP 503") && message.contains("upstream overloaded"),
+        "{message}"
+    );
     assert_eq!(hits.load(Ordering::SeqCst), 3, "one try and two retries");
 }
 
@@ -101,7 +121,10 @@ fn rate_limited_backends_are_retried_after_the_delay_they_ask() {
     let message = scan_error(&url, Duration::from_secs(2), 1).to_string();
     assert!(message.contains("HTTP 429"), "{message}");
     assert_eq!(hits.load(Ordering::SeqCst), 2);
-    assert!(started.elapsed() >= Duration::from_millis(900), "Retry-After honoured");
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "Retry-After honoured"
+    );
 }
 
 #[test]
@@ -113,7 +136,10 @@ fn an_html_page_is_not_taken_for_data() {
         retry_after: None,
     });
     let message = scan_error(&url, Duration::from_secs(2), 0).to_string();
-    assert!(message.contains("not the Prometheus API's JSON"), "{message}");
+    assert!(
+        message.contains("not the Prometheus API's JSON"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -125,8 +151,15 @@ fn query_errors_carry_the_backend_message() {
         retry_after: None,
     });
     let message = scan_error(&url, Duration::from_secs(2), 3).to_string();
-    assert!(message.contains("too many samples") && message.contains("execution"), "{message}");
-    assert_eq!(hits.load(Ordering::SeqCst), 1, "a rejected query is not retried");
+    assert!(
+        message.contains("too many samples") && message.contains("execution"),
+        "{message}"
+    );
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        1,
+        "a rejected query is not retried"
+    );
 }
 
 #[test]
@@ -148,7 +181,10 @@ fn an_empty_cluster_gives_an_empty_report_not_zeros() {
     });
     let mut config = Config::default();
     config.prometheus.url = url;
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     let outcome = runtime
         .block_on(scan::scan(&config, 1_790_812_800, &|_, _| {}))
         .expect("an empty answer is a valid, empty cluster");
@@ -168,7 +204,10 @@ fn cli_failure_is_one_line_and_exit_code_1() {
         .expect("run tailor");
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("tailor: error:")).collect();
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("tailor: error:"))
+        .collect();
     assert_eq!(lines.len(), 1, "{stderr}");
     assert!(lines[0].contains("unreachable"), "{stderr}");
 }
@@ -178,17 +217,39 @@ fn cli_rejects_bad_config_with_the_key_and_exit_code_2() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("tailor.yaml");
     std::fs::write(&path, "history:\n  window: fortnight\n").expect("write");
-    let output = tailor().args(["config", "check"]).arg(&path).output().expect("run tailor");
+    let output = tailor()
+        .args(["config", "check"])
+        .arg(&path)
+        .output()
+        .expect("run tailor");
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("history.window") && stderr.contains("14d"), "{stderr}");
+    assert!(
+        stderr.contains("history.window") && stderr.contains("14d"),
+        "{stderr}"
+    );
 
     std::fs::write(&path, "prometheus:\n  url: http://prometheus:9090\n").expect("write");
-    let output = tailor().args(["config", "check"]).arg(&path).output().expect("run tailor");
-    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = tailor()
+        .args(["config", "check"])
+        .arg(&path)
+        .output()
+        .expect("run tailor");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 
     let output = tailor()
-        .args(["recommend", "--history", "fortnight", "--prometheus-url", "http://x"])
+        .args([
+            "recommend",
+            "--history",
+            "fortnight",
+            "--prometheus-url",
+            "http://x",
+        ])
         .output()
         .expect("run tailor");
     assert_eq!(output.status.code(), Some(2), "clap rejects a bad duration");

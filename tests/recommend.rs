@@ -83,7 +83,12 @@ fn spec() -> HistorySpec {
         WorkloadKind::Deployment,
         "worker",
         1,
-        vec![ContainerSpec::new("worker", res(500, 256), constant(0.2), stepped(150.0 * MIB, 250.0 * MIB, 3))],
+        vec![ContainerSpec::new(
+            "worker",
+            res(500, 256),
+            constant(0.2),
+            stepped(150.0 * MIB, 250.0 * MIB, 3),
+        )],
     );
     oom.containers[0].oom_kill_times = vec![END - 3 * DAY];
     let young_start = END - 2 * DAY;
@@ -96,7 +101,13 @@ fn spec() -> HistorySpec {
             "app",
             res(1000, 1024),
             Arc::new(move |t, _| if t < young_start { f64::NAN } else { 0.05 }),
-            Arc::new(move |t, _| if t < young_start { f64::NAN } else { 100.0 * MIB }),
+            Arc::new(move |t, _| {
+                if t < young_start {
+                    f64::NAN
+                } else {
+                    100.0 * MIB
+                }
+            }),
         )],
     );
     HistorySpec {
@@ -174,7 +185,10 @@ fn expected_web(replicas: u32) -> Expected {
         // Hourly peaks of the per-scrape memory values in (t - 1h, t].
         let mut t = END - DAYS * DAY + 3600;
         while t <= END {
-            let hour_peak = (t - 3600 + 60..=t).step_by(60).map(|s| mem(s, r)).fold(0.0, f64::max);
+            let hour_peak = (t - 3600 + 60..=t)
+                .step_by(60)
+                .map(|s| mem(s, r))
+                .fold(0.0, f64::max);
             peaks.push((hour_peak, decay(t)));
             peak = peak.max(hour_peak);
             t += 3600;
@@ -189,13 +203,20 @@ fn expected_web(replicas: u32) -> Expected {
 
 /// Checks every expectation of the spec against one backend's answer.
 fn check(outcome: &ScanOutcome, backend: &str) {
-    let rows: Vec<String> = outcome.recommendations.iter().map(|r| r.target.to_string()).collect();
+    let rows: Vec<String> = outcome
+        .recommendations
+        .iter()
+        .map(|r| r.target.to_string())
+        .collect();
     assert_eq!(
         rows.len(),
         6,
         "{backend}: web, churn (app + envoy, no init container), scaled, worker, young: {rows:?}"
     );
-    assert!(!rows.iter().any(|r| r.contains("migrate")), "{backend}: init containers are never sized");
+    assert!(
+        !rows.iter().any(|r| r.contains("migrate")),
+        "{backend}: init containers are never sized"
+    );
 
     // web:app, computed independently. The histogram reads the upper edge of
     // a 5 % bucket, and requests round up to 5m / 1 MiB.
@@ -208,44 +229,81 @@ fn check(outcome: &ScanOutcome, backend: &str) {
         "{backend}: cpu {cpu}m, expected {:.1}m (+5 %)",
         want.cpu_request_m
     );
-    let mem = web.recommended.memory_request.expect("memory request").as_f64();
+    let mem = web
+        .recommended
+        .memory_request
+        .expect("memory request")
+        .as_f64();
     assert!(
         mem >= want.memory_request_bytes - MIB && mem <= want.memory_request_bytes * 1.05 + MIB,
         "{backend}: memory {mem}, expected {:.0} (+5 %)",
         want.memory_request_bytes
     );
     let limit = web.recommended.memory_limit.expect("memory limit").as_f64();
-    assert!(limit >= want.memory_peak_bytes * 1.2, "{backend}: limit {limit} under peak × 1.2");
+    assert!(
+        limit >= want.memory_peak_bytes * 1.2,
+        "{backend}: limit {limit} under peak × 1.2"
+    );
     assert_eq!(web.evidence.replicas, 2);
     assert!(web.savings_per_month_usd > 0.0);
-    assert!(web.evidence.coverage > 0.95, "{backend}: coverage {}", web.evidence.coverage);
+    assert!(
+        web.evidence.coverage > 0.95,
+        "{backend}: coverage {}",
+        web.evidence.coverage
+    );
 
     // Pod churn: five generations of pods feed one row with the same answer.
     let churn = find(outcome, "churn", "app");
     let churn_cpu = churn.recommended.cpu_request.expect("cpu").0 as f64;
-    assert!((churn_cpu - cpu).abs() <= cpu * 0.06 + 5.0, "{backend}: churn {churn_cpu} vs web {cpu}");
+    assert!(
+        (churn_cpu - cpu).abs() <= cpu * 0.06 + 5.0,
+        "{backend}: churn {churn_cpu} vs web {cpu}"
+    );
     assert!(churn.evidence.cpu_samples >= 2 * (DAYS * DAY / STEP) as u64 * 95 / 100);
     let envoy = find(outcome, "churn", "envoy");
     // 10m × 1.15 rounds to 15m, above the 10m minimum.
-    assert_eq!(envoy.recommended.cpu_request, Some(MilliCores(15)), "{backend}");
+    assert_eq!(
+        envoy.recommended.cpu_request,
+        Some(MilliCores(15)),
+        "{backend}"
+    );
 
     // HPA on CPU: CPU kept, memory still sized.
     let scaled = find(outcome, "scaled", "app");
-    assert_eq!(scaled.recommended.cpu_request, Some(MilliCores(1000)), "{backend}");
+    assert_eq!(
+        scaled.recommended.cpu_request,
+        Some(MilliCores(1000)),
+        "{backend}"
+    );
     assert!(scaled.recommended.memory_request < Some(Bytes::mib(1024)));
-    assert!(scaled.evidence.notes.iter().any(|n| n.contains("HPA")), "{backend}: {:?}", scaled.evidence.notes);
+    assert!(
+        scaled.evidence.notes.iter().any(|n| n.contains("HPA")),
+        "{backend}: {:?}",
+        scaled.evidence.notes
+    );
 
     // The OOM kill raises memory to max(256Mi × 1.2, 256Mi + 100Mi) = 356Mi.
     let worker = find(outcome, "worker", "worker");
-    assert_eq!(worker.evidence.oom_kills, 1, "{backend}: {:?}", worker.evidence);
-    assert!(worker.recommended.memory_limit >= Some(Bytes::mib(356)), "{backend}: {:?}", worker.recommended);
+    assert_eq!(
+        worker.evidence.oom_kills, 1,
+        "{backend}: {:?}",
+        worker.evidence
+    );
+    assert!(
+        worker.recommended.memory_limit >= Some(Bytes::mib(356)),
+        "{backend}: {:?}",
+        worker.recommended
+    );
     assert!(worker.recommended.memory_request >= Some(Bytes::mib(256)));
 
     // Two days of history: decreases refused, no guess.
     let young = find(outcome, "young", "app");
     assert_eq!(young.recommended, young.current, "{backend}");
     assert!(
-        young.skipped_reason.as_deref().is_some_and(|r| r.contains("insufficient data")),
+        young
+            .skipped_reason
+            .as_deref()
+            .is_some_and(|r| r.contains("insufficient data")),
         "{backend}: {:?}",
         young.skipped_reason
     );
@@ -256,7 +314,12 @@ fn recommends_from_a_real_prometheus() {
     let prometheus = Prometheus::start_with_history(&spec());
     let outcome = run(&config(&prometheus.url()));
     check(&outcome, "prometheus");
-    assert_eq!(outcome.skipped.get("NaN or infinite sample dropped"), None, "{:?}", outcome.skipped);
+    assert_eq!(
+        outcome.skipped.get("NaN or infinite sample dropped"),
+        None,
+        "{:?}",
+        outcome.skipped
+    );
 }
 
 #[test]
@@ -275,7 +338,12 @@ fn fleet(containers: usize) -> HistorySpec {
                 WorkloadKind::Deployment,
                 &format!("svc-{i}"),
                 1,
-                vec![ContainerSpec::new("app", res(500, 512), stepped(0.1, 0.2, i as u64), constant(100.0 * MIB))],
+                vec![ContainerSpec::new(
+                    "app",
+                    res(500, 512),
+                    stepped(0.1, 0.2, i as u64),
+                    constant(100.0 * MIB),
+                )],
             )
         })
         .collect();
@@ -299,10 +367,18 @@ fn query_count_does_not_grow_with_containers() {
         config.history.chunk = std::time::Duration::from_secs(3600);
         let outcome = run(&config);
         assert_eq!(outcome.recommendations.len(), n, "one row per container");
-        assert!(outcome.recommendations.iter().all(|r| r.evidence.cpu_samples > 0));
+        assert!(
+            outcome
+                .recommendations
+                .iter()
+                .all(|r| r.evidence.cpu_samples > 0)
+        );
         counts.insert(n, outcome.counts.queries);
     }
-    assert_eq!(counts[&10], counts[&500], "queries for 10 vs 500 containers: {counts:?}");
+    assert_eq!(
+        counts[&10], counts[&500],
+        "queries for 10 vs 500 containers: {counts:?}"
+    );
     // Discovery (12) + 2 metrics × 6 one-hour chunks for one batch + 4 counters.
     assert_eq!(counts[&10], 12 + 2 * 6 + 4, "{counts:?}");
 }

@@ -23,6 +23,12 @@ use crate::config::PrometheusConfig;
 /// A series' labels.
 pub type Labels = BTreeMap<String, String>;
 
+/// One series' samples: (unix seconds, value).
+pub type Samples = [(i64, f64)];
+
+/// Receives each decoded series.
+pub type SeriesSink<'a> = dyn FnMut(&Labels, &Samples) + 'a;
+
 /// Counters of what a run cost the backend.
 #[derive(Debug, Default)]
 pub struct QueryStats {
@@ -332,7 +338,7 @@ impl PromClient {
         &self,
         query: &str,
         body: &[u8],
-        sink: &mut dyn FnMut(&Labels, &[(i64, f64)]),
+        sink: &mut SeriesSink<'_>,
     ) -> Result<(), MetricsError> {
         let outcome = decode(body, sink).map_err(|e| match e {
             DecodeError::Backend { kind, message } => MetricsError::Query {
@@ -451,10 +457,7 @@ pub enum DecodeError {
 /// calling `sink` once per series. Sample values are parsed as Prometheus
 /// writes them (`"1.5"`, `"NaN"`, `"+Inf"`); timestamps are rounded to whole
 /// seconds.
-pub fn decode(
-    body: &[u8],
-    sink: &mut dyn FnMut(&Labels, &[(i64, f64)]),
-) -> Result<DecodeOutcome, DecodeError> {
+pub fn decode(body: &[u8], sink: &mut SeriesSink<'_>) -> Result<DecodeOutcome, DecodeError> {
     let mut de = serde_json::Deserializer::from_slice(body);
     let mut state = Envelope {
         sink,
@@ -483,7 +486,7 @@ pub fn decode(
 }
 
 struct Envelope<'s> {
-    sink: &'s mut dyn FnMut(&Labels, &[(i64, f64)]),
+    sink: &'s mut SeriesSink<'s>,
     outcome: DecodeOutcome,
     status: Option<String>,
     error_kind: Option<String>,
@@ -638,7 +641,9 @@ fn parse_value(text: &str) -> f64 {
 mod tests {
     use super::*;
 
-    fn collect(body: &str) -> Result<(Vec<(Labels, Vec<(i64, f64)>)>, DecodeOutcome), DecodeError> {
+    type Decoded = (Vec<(Labels, Vec<(i64, f64)>)>, DecodeOutcome);
+
+    fn collect(body: &str) -> Result<Decoded, DecodeError> {
         let mut out = Vec::new();
         let outcome = decode(body.as_bytes(), &mut |l, s| {
             out.push((l.clone(), s.to_vec()))

@@ -43,7 +43,12 @@ pub fn diurnal(low: f64, high: f64, peak_hour: f64, jitter: f64, salt: u64) -> U
     })
 }
 
-fn res(cpu_req: u64, cpu_lim: Option<u64>, mem_req_mib: u64, mem_lim_mib: Option<u64>) -> Resources {
+fn res(
+    cpu_req: u64,
+    cpu_lim: Option<u64>,
+    mem_req_mib: u64,
+    mem_lim_mib: Option<u64>,
+) -> Resources {
     Resources {
         cpu_request: Some(MilliCores(cpu_req)),
         cpu_limit: cpu_lim.map(MilliCores),
@@ -69,7 +74,10 @@ pub fn demo_fleet(start: i64, end: i64) -> HistorySpec {
         )],
     );
     web.pod_lifetime_s = Some(3 * DAY);
-    web.labels = BTreeMap::from([("app".into(), "web".into()), ("team".into(), "storefront".into())]);
+    web.labels = BTreeMap::from([
+        ("app".into(), "web".into()),
+        ("team".into(), "storefront".into()),
+    ]);
     workloads.push(web);
 
     workloads.push(WorkloadSpec::new(
@@ -123,7 +131,13 @@ pub fn demo_fleet(start: i64, end: i64) -> HistorySpec {
             "app",
             res(1000, None, 1024, Some(1024)),
             Arc::new(move |t, _| if t < legacy_start { f64::NAN } else { 0.05 }),
-            Arc::new(move |t, _| if t < legacy_start { f64::NAN } else { 120.0 * MIB }),
+            Arc::new(move |t, _| {
+                if t < legacy_start {
+                    f64::NAN
+                } else {
+                    120.0 * MIB
+                }
+            }),
         )],
     ));
 
