@@ -11,7 +11,7 @@
 //! | payments/ledger | StatefulSet with steady memory: memory saving |
 //! | payments/api | HPA on CPU: CPU left alone, memory still sized |
 //! | batch/worker | OOM-killed twice: memory raised at once |
-//! | batch/nightly-report | CronJob running an hour a night: billed for that hour |
+//! | batch/nightly-report | CronJob working an hour a night: billed for that hour |
 //! | monitoring/node-agent | DaemonSet throttled at its CPU limit: no CPU decrease |
 
 use std::collections::BTreeMap;
@@ -111,8 +111,15 @@ pub fn demo_fleet(start: i64, end: i64) -> HistorySpec {
             "jvm",
             res(2000, None, 2048, Some(2048)),
             {
+                // Pods are replaced every two days from `start` on.
                 let steady = diurnal(0.15, 0.30, 15.0, 0.2, 7);
-                Arc::new(move |t, r| steady(t, r))
+                Arc::new(move |t, r| {
+                    if (t - start).rem_euclid(2 * DAY) < 120 {
+                        1.5
+                    } else {
+                        steady(t, r)
+                    }
+                })
             },
             diurnal(900.0 * MIB, 1100.0 * MIB, 15.0, 0.03, 8),
         )],
@@ -188,6 +195,11 @@ pub fn demo_fleet(start: i64, end: i64) -> HistorySpec {
         vec![worker_container],
     ));
 
+    // One run a day whose work takes the hour from 02:00 UTC; the finished
+    // pod stays listed by kube-state-metrics but has no usage series.
+    let in_run = |t: i64| (2 * 3600..3 * 3600).contains(&t.rem_euclid(DAY));
+    let nightly_cpu = diurnal(0.8, 1.2, 2.0, 0.1, 15);
+    let nightly_memory = diurnal(600.0 * MIB, 700.0 * MIB, 2.0, 0.05, 16);
     let mut nightly = WorkloadSpec::new(
         "batch",
         WorkloadKind::CronJob,
@@ -196,8 +208,20 @@ pub fn demo_fleet(start: i64, end: i64) -> HistorySpec {
         vec![ContainerSpec::new(
             "report",
             res(2000, None, 2048, Some(2048)),
-            diurnal(0.8, 1.2, 2.0, 0.1, 15),
-            diurnal(600.0 * MIB, 700.0 * MIB, 2.0, 0.05, 16),
+            Arc::new(move |t, r| {
+                if in_run(t) {
+                    nightly_cpu(t, r)
+                } else {
+                    f64::NAN
+                }
+            }),
+            Arc::new(move |t, r| {
+                if in_run(t) {
+                    nightly_memory(t, r)
+                } else {
+                    f64::NAN
+                }
+            }),
         )],
     );
     nightly.pod_lifetime_s = Some(DAY);
