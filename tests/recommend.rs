@@ -62,8 +62,11 @@ fn spec() -> HistorySpec {
             stepped(200.0 * MIB, 300.0 * MIB, 2),
         )],
     );
+    let mut web = web;
+    web.labels = BTreeMap::from([("app".to_string(), "web".to_string())]);
     let mut churn = web.clone();
     churn.name = "churn".into();
+    churn.labels = BTreeMap::from([("app".to_string(), "churn".to_string())]);
     churn.pod_lifetime_s = Some(2 * DAY);
     churn.init_containers = vec!["migrate".into()];
     churn.containers.push(ContainerSpec::new(
@@ -74,6 +77,7 @@ fn spec() -> HistorySpec {
     ));
     let mut hpa = web.clone();
     hpa.name = "scaled".into();
+    hpa.labels = BTreeMap::from([("app".to_string(), "scaled".to_string())]);
     hpa.hpa = Some(HpaSpec {
         resource: ResourceKind::Cpu,
         target_utilization_percent: 60,
@@ -311,7 +315,7 @@ fn check(outcome: &ScanOutcome, backend: &str) {
 
 #[test]
 fn recommends_from_a_real_prometheus() {
-    let prometheus = Prometheus::start_with_history(&spec());
+    let prometheus = Prometheus::shared("recommend", spec);
     let outcome = run(&config(&prometheus.url()));
     check(&outcome, "prometheus");
     assert_eq!(
@@ -319,6 +323,51 @@ fn recommends_from_a_real_prometheus() {
         None,
         "{:?}",
         outcome.skipped
+    );
+}
+
+#[test]
+fn selectors_and_policies_narrow_and_tune_the_run() {
+    let prometheus = Prometheus::shared("recommend", spec);
+    let mut config = config(&prometheus.url());
+    config.selection.selector = Some("app=web".into());
+    let outcome = run(&config);
+    let rows: Vec<String> = outcome
+        .recommendations
+        .iter()
+        .map(|r| r.target.to_string())
+        .collect();
+    assert_eq!(
+        rows,
+        ["shop/Deployment/web:app"],
+        "only pods labelled app=web"
+    );
+
+    // A namespace policy with a lower percentile gives a lower request there only.
+    let mut config = self::config(&prometheus.url());
+    config.selection.namespaces = vec!["shop".into()];
+    let default_web = find(&run(&config), "web", "app").recommended.cpu_request;
+    let mut policy = tailor::config::Policy::default();
+    policy.cpu.percentile = 50.0;
+    config.policies.push(tailor::config::PolicyRule {
+        name: "median".into(),
+        matches: tailor::config::PolicyMatch {
+            namespaces: Some("sh.p".into()),
+            selector: None,
+        },
+        policy,
+    });
+    let outcome = run(&config);
+    assert!(
+        outcome
+            .recommendations
+            .iter()
+            .all(|r| r.target.workload.namespace == "shop")
+    );
+    let median_web = find(&outcome, "web", "app").recommended.cpu_request;
+    assert!(
+        median_web < default_web,
+        "p50 {median_web:?} < p90 {default_web:?}"
     );
 }
 
@@ -381,4 +430,48 @@ fn query_count_does_not_grow_with_containers() {
     );
     // Discovery (12) + 2 metrics × 6 one-hour chunks for one batch + 4 counters.
     assert_eq!(counts[&10], 12 + 2 * 6 + 4, "{counts:?}");
+}
+
+#[test]
+fn the_binary_writes_the_json_contract() {
+    let prometheus = Prometheus::shared("recommend", spec);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("recs.json");
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_tailor"))
+        .args([
+            "recommend",
+            "--no-progress",
+            "--history",
+            "10d",
+            "--at",
+            "2026-10-01T00:00:00Z",
+        ])
+        .args(["--format", "json", "--prometheus-url"])
+        .arg(prometheus.url())
+        .arg("--output")
+        .arg(&out)
+        .status()
+        .expect("run tailor");
+    assert!(status.success());
+    let doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&out).expect("output")).expect("JSON");
+    assert_eq!(doc["schema_version"], 1);
+    assert_eq!(doc["at"], "2026-10-01T00:00:00Z");
+    let rows = doc["recommendations"].as_array().expect("rows");
+    assert_eq!(rows.len(), 6);
+    let web = rows
+        .iter()
+        .find(|r| r["workload"] == "web")
+        .expect("web row");
+    assert_eq!(web["workload_kind"], "Deployment");
+    assert_eq!(web["current"]["cpu_request_millicores"], 1000);
+    assert!(web["current"]["cpu_limit_millicores"].is_null());
+    assert!(
+        web["recommended"]["cpu_request_millicores"]
+            .as_u64()
+            .expect("int")
+            < 1000
+    );
+    assert!(web["skipped_reason"].is_null());
+    assert!(doc["queries"].as_u64().expect("queries") > 10);
 }
