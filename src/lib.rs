@@ -10,6 +10,7 @@
 pub mod app;
 pub mod config;
 pub mod domain;
+pub mod guard;
 pub mod metrics;
 pub mod recommend;
 pub mod report;
