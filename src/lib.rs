@@ -11,6 +11,7 @@ pub mod app;
 pub mod config;
 pub mod domain;
 pub mod metrics;
+pub mod plan;
 pub mod recommend;
 pub mod report;
 pub mod scan;
