@@ -12,6 +12,7 @@ pub mod config;
 pub mod domain;
 pub mod guard;
 pub mod metrics;
+pub mod plan;
 pub mod recommend;
 pub mod report;
 pub mod scan;
