@@ -8,3 +8,4 @@
 
 pub mod fleet;
 pub mod history;
+pub mod models;
