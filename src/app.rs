@@ -29,6 +29,10 @@ pub struct Cli {
 pub enum Command {
     /// Recommend requests and limits for every workload (reads Prometheus only).
     Recommend(RecommendArgs),
+    /// Run the closed loop on the built-in simulated cluster (default scenario).
+    Demo(DemoArgs),
+    /// Run a simulation scenario file (see simulations/).
+    Simulate(SimulateArgs),
     /// Work with config files.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -66,6 +70,28 @@ pub struct RecommendArgs {
     /// Never draw a progress bar.
     #[arg(long)]
     pub no_progress: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Seed of the simulation (same seed, same numbers).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Output format.
+    #[arg(long, short = 'o', default_value = "table", value_parser = ["table", "json"])]
+    pub format: String,
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Scenario file (YAML).
+    pub file: PathBuf,
+    /// Seed of the simulation (default: the scenario's).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Output format.
+    #[arg(long, short = 'o', default_value = "table", value_parser = ["table", "json"])]
+    pub format: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -151,6 +177,24 @@ fn init_logging(format: &str) {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Recommend(args) => recommend(args).await,
+        Command::Demo(args) => {
+            let scenario = crate::sim::builtin::default_scenario()?;
+            let models = crate::sim::builtin::models()?;
+            simulate(&scenario, &models, args.seed, &args.format)
+        }
+        Command::Simulate(args) => {
+            let scenario = match crate::sim::scenario::Scenario::load(&args.file) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("tailor: error: {e}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            let dir = scenario.models_dir(&args.file);
+            let models = crate::sim::models::load_models(&dir)
+                .with_context(|| format!("loading models from {}", dir.display()))?;
+            simulate(&scenario, &models, args.seed, &args.format)
+        }
         Command::Config(ConfigCommand::Check { file }) => Ok(config_check(&file)),
         Command::Config(ConfigCommand::Default) => {
             let text = serde_yaml_ng::to_string(&Config::default())
@@ -177,6 +221,51 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Runs a scenario with a progress bar; exit 1 when expectations fail.
+fn simulate(
+    scenario: &crate::sim::scenario::Scenario,
+    models: &std::collections::BTreeMap<String, crate::sim::models::ModelSpec>,
+    seed: Option<u64>,
+    format: &str,
+) -> anyhow::Result<ExitCode> {
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} simulating {bar:30} {percent}% {elapsed}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let progress = |done: u64, total: u64| {
+        if let Some(bar) = &bar {
+            bar.set_length(total);
+            bar.set_position(done);
+        }
+    };
+    let seed = seed.unwrap_or(scenario.seed);
+    let report = crate::sim::run::run(scenario, models, seed, &progress)?;
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let failures = crate::sim::run::check(scenario, &report);
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    if format == "json" {
+        let doc = serde_json::json!({ "report": report, "expectations_failed": failures });
+        serde_json::to_writer_pretty(&mut out, &doc)?;
+        writeln!(out)?;
+    } else {
+        crate::sim::run::render_table(&report, &failures, &mut out)?;
+    }
+    Ok(if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn config_check(file: &Path) -> ExitCode {

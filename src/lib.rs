@@ -7,14 +7,17 @@
 //! adapter that fetches usage from Prometheus in batched, chunked queries;
 //! `report` renders results. `docs/architecture.md` is the map for newcomers.
 
+pub mod agent;
 pub mod app;
 pub mod config;
 pub mod domain;
 pub mod guard;
 pub mod metrics;
 pub mod plan;
+pub mod ports;
 pub mod recommend;
 pub mod report;
+pub mod rollout;
 pub mod scan;
 pub mod sim;
 pub mod units;

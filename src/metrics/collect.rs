@@ -243,6 +243,7 @@ pub async fn collect(
             restarts,
             oom_kills,
             pod_info.memory_limits.get(&container).copied(),
+            None,
         );
     }
     Ok(Collected {

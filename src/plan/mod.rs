@@ -322,8 +322,22 @@ fn assess(
     let mode = view.mode.unwrap_or(g.mode);
     let leak_bumps = leak_bumps(now, g, view);
 
+    // An OOM kill already answered by a later change is not news: only kills
+    // after tailor's last change to the workload (when their time is known)
+    // take the fast path again.
+    let last_change = view
+        .recent_oom_bumps
+        .iter()
+        .copied()
+        .max()
+        .max(view.last_confirmed_at);
     let oom = targets.iter().any(|t| {
-        t.rec.evidence.oom_kills > 0 && raises(t.current, &t.rec.recommended, Resource::Memory)
+        t.rec.evidence.oom_kills > 0
+            && t.rec
+                .evidence
+                .last_oom_kill_at
+                .is_none_or(|kill| last_change.is_none_or(|change| kill > change))
+            && raises(t.current, &t.rec.recommended, Resource::Memory)
     });
     let throttled = targets.iter().any(|t| {
         t.rec

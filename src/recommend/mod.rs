@@ -89,6 +89,9 @@ pub struct Evidence {
     /// Share of CFS periods throttled over the window (0–1).
     pub cpu_throttled_ratio: Option<f64>,
     pub oom_kills: u32,
+    /// The latest OOM kill (unix seconds), when the source knows it.
+    #[serde(default)]
+    pub last_oom_kill_at: Option<i64>,
     pub restarts: u32,
     /// Human-readable notes: why a resource was held, bumped or bounded.
     pub notes: Vec<String>,

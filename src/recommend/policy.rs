@@ -167,6 +167,7 @@ fn evidence(input: &RecommendInput<'_>) -> Evidence {
         startup_memory_max_bytes: u.startup_memory_max_bytes().map(|b| b.ceil() as u64),
         cpu_throttled_ratio: u.throttled_ratio(),
         oom_kills: u.oom_kills(),
+        last_oom_kill_at: u.last_oom_at(),
         restarts: u.restarts(),
         notes: Vec::new(),
     }
@@ -301,9 +302,13 @@ fn decide_memory(input: &RecommendInput<'_>, policy: &Policy, history_s: i64) ->
         return hold("an HPA scales this workload on memory utilization; changing the request would move its scale point".into());
     }
     let usage = input.usage;
+    // A container killed before any sample was kept still tells its limit.
+    let killed_at = usage.oom_limit_bytes().filter(|_| usage.oom_kills() > 0);
     let (Some(percentile), Some(peak)) = (
-        usage.memory_peak_percentile_bytes(p.percentile / 100.0),
-        usage.memory_max_bytes(),
+        usage
+            .memory_peak_percentile_bytes(p.percentile / 100.0)
+            .or(killed_at),
+        usage.memory_max_bytes().or(killed_at),
     ) else {
         return hold("no memory samples".into());
     };
@@ -478,7 +483,7 @@ mod tests {
         assert!(reason.contains("insufficient data"), "{reason}");
         assert_eq!(r.recommended, r.current);
 
-        short.add_restarts(1, 1, Some(100.0 * 1048576.0));
+        short.add_restarts(1, 1, Some(100.0 * 1048576.0), None);
         let r = run(resources(1000, 100), &short, w, &Policy::default());
         let limit = r.recommended.memory_limit.expect("limit");
         // max(100Mi × 1.2, 100Mi + 100Mi) = 200Mi.
@@ -611,7 +616,7 @@ mod tests {
                 |i| mem_mib * 1048576.0 * (1.0 + mem_swing * ((i % 101) as f64 / 101.0)),
             );
             if oom > 0 {
-                u.add_restarts(oom, oom, Some(cur_mem as f64 * 1048576.0));
+                u.add_restarts(oom, oom, Some(cur_mem as f64 * 1048576.0), None);
             }
             let mut policy = Policy::default();
             policy.cpu.min = MilliCores(min_cpu);

@@ -55,6 +55,9 @@ pub struct UsageEstimator {
     restarts: u32,
     /// Highest memory limit a container had when it was OOM-killed.
     oom_limit_bytes: Option<f64>,
+    /// The latest OOM kill, when the source knows when it happened.
+    #[serde(default)]
+    last_oom_at: Option<i64>,
 }
 
 /// Why a sample was not used.
@@ -95,6 +98,7 @@ impl UsageEstimator {
             oom_kills: 0,
             restarts: 0,
             oom_limit_bytes: None,
+            last_oom_at: None,
         }
     }
 
@@ -174,10 +178,22 @@ impl UsageEstimator {
         }
     }
 
-    /// Records restarts, and OOM kills with the memory limit at the time.
-    pub fn add_restarts(&mut self, restarts: u32, oom_kills: u32, memory_limit_bytes: Option<f64>) {
+    /// Records restarts, and OOM kills with the memory limit at the time and,
+    /// when known, the instant of the latest kill.
+    pub fn add_restarts(
+        &mut self,
+        restarts: u32,
+        oom_kills: u32,
+        memory_limit_bytes: Option<f64>,
+        at: Option<i64>,
+    ) {
         self.restarts += restarts;
         self.oom_kills += oom_kills;
+        if oom_kills > 0
+            && let Some(at) = at
+        {
+            self.last_oom_at = Some(self.last_oom_at.map_or(at, |l| l.max(at)));
+        }
         if oom_kills > 0
             && let Some(limit) = memory_limit_bytes.filter(|l| l.is_finite() && *l > 0.0)
         {
@@ -218,6 +234,7 @@ impl UsageEstimator {
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),
         };
+        self.last_oom_at = self.last_oom_at.max(other.last_oom_at);
     }
 
     pub fn cpu_percentile_millicores(&self, p: f64) -> Option<f64> {
@@ -299,6 +316,10 @@ impl UsageEstimator {
 
     pub fn oom_limit_bytes(&self) -> Option<f64> {
         self.oom_limit_bytes
+    }
+
+    pub fn last_oom_at(&self) -> Option<i64> {
+        self.last_oom_at
     }
 
     /// Heap plus inline bytes of this estimator (the benchmark's 4 KiB budget).

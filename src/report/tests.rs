@@ -88,6 +88,7 @@ fn report() -> Report {
             startup_memory_max_bytes: Some(300 * MIB),
             cpu_throttled_ratio: Some(0.25),
             oom_kills: 0,
+            last_oom_kill_at: None,
             restarts: 1,
             notes: vec!["cpu limit removed (policy none)".to_string()],
         },

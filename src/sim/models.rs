@@ -251,6 +251,12 @@ pub fn load_models(dir: &Path) -> Result<BTreeMap<String, ModelSpec>, ModelError
     Ok(models)
 }
 
+/// Parses and checks a model from text; `path` names it in errors and is
+/// where a trace it names is looked up from (built-in models use this).
+pub fn parse_model(text: &str, path: &Path) -> Result<ModelSpec, ModelError> {
+    parse_model_sharing(text, path, &mut HashMap::new())
+}
+
 fn load_model_sharing(
     path: &Path,
     traces: &mut HashMap<PathBuf, Arc<Trace>>,
@@ -259,7 +265,15 @@ fn load_model_sharing(
         path: path.to_path_buf(),
         source,
     })?;
-    let de = serde_yaml_ng::Deserializer::from_str(&text);
+    parse_model_sharing(&text, path, traces)
+}
+
+fn parse_model_sharing(
+    text: &str,
+    path: &Path,
+    traces: &mut HashMap<PathBuf, Arc<Trace>>,
+) -> Result<ModelSpec, ModelError> {
+    let de = serde_yaml_ng::Deserializer::from_str(text);
     let file: ModelFile = serde_path_to_error::deserialize(de).map_err(|e| {
         let key = e.path().to_string();
         let key = if key == "." { String::new() } else { key };

@@ -1,0 +1,586 @@
+//! The control loop: observe → recommend → plan → apply → verify →
+//! confirm or revert, written once against the ports so it runs the same
+//! against a real cluster and in the simulator.
+//!
+//! [`Agent::tick`] is called every minute (by the daemon's timer, or by the
+//! simulator's virtual clock). Each tick advances every change in flight by
+//! at most one step; every `plan_interval` it plans; every
+//! `recommend_interval` it refreshes recommendations, and on every tick it
+//! asks for urgent ones (new OOM kills, throttling) so fast paths do not wait.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::WorkloadRef;
+use crate::guard::{self, GuardPolicy};
+use crate::plan::{self, Change, Decision, Guardrails, RateBudget, WorkloadView};
+use crate::ports::{
+    AgentEvent, Clock, Cluster, EventKind, Notifier, PortError, SloSource, UsageSource,
+};
+use crate::recommend::Recommendation;
+use crate::rollout::{self, Next, Phase, RolloutRecord, RolloutSettings, SpecState};
+
+/// How the agent runs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AgentSettings {
+    pub guardrails: Guardrails,
+    pub rollout: RolloutSettings,
+    pub guard: GuardPolicy,
+    pub plan_interval_s: i64,
+    pub recommend_interval_s: i64,
+}
+
+impl Default for AgentSettings {
+    fn default() -> Self {
+        AgentSettings {
+            guardrails: Guardrails::default(),
+            rollout: RolloutSettings::default(),
+            guard: GuardPolicy::default(),
+            plan_interval_s: 300,
+            recommend_interval_s: 3600,
+        }
+    }
+}
+
+/// Counters of what the agent did.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AgentStats {
+    pub applied: u64,
+    pub confirmed: u64,
+    pub reverted: u64,
+    pub abandoned: u64,
+    pub fast_paths: u64,
+    pub proposals: u64,
+    /// Seconds from a regression becoming visible to the revert, per revert.
+    pub time_to_revert_s: Vec<i64>,
+    pub port_errors: u64,
+}
+
+/// The agent and the ports it acts through.
+pub struct Agent<C, U, S, K, N> {
+    pub cluster: C,
+    pub usage: U,
+    pub slo: S,
+    pub clock: K,
+    pub notifier: N,
+    pub settings: AgentSettings,
+    records: Vec<RolloutRecord>,
+    budget: RateBudget,
+    recommendations: Vec<Recommendation>,
+    last_plan: Option<i64>,
+    last_recommend: Option<i64>,
+    last_urgent: Option<i64>,
+    pub stats: AgentStats,
+    /// The last proposal per workload (Observe/Approve modes).
+    pub proposals: HashMap<WorkloadRef, Change>,
+    /// Workloads whose memory keeps growing past every bump.
+    leaks: std::collections::BTreeSet<WorkloadRef>,
+    /// The metrics backend answered the last time it was asked.
+    metrics_ok: bool,
+}
+
+/// Why a tick could not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("cluster: {0}")]
+    Cluster(PortError),
+}
+
+impl<C, U, S, K, N> Agent<C, U, S, K, N>
+where
+    C: Cluster,
+    U: UsageSource,
+    S: SloSource,
+    K: Clock,
+    N: Notifier,
+{
+    /// Loads persisted rollouts and resumes them (DESIGN §6).
+    pub async fn start(
+        cluster: C,
+        usage: U,
+        slo: S,
+        clock: K,
+        notifier: N,
+        settings: AgentSettings,
+    ) -> Result<Self, AgentError> {
+        let records = cluster.load_rollouts().await.map_err(AgentError::Cluster)?;
+        let budget = RateBudget::new(settings.guardrails.changes_per_hour);
+        let mut agent = Agent {
+            cluster,
+            usage,
+            slo,
+            clock,
+            notifier,
+            settings,
+            records,
+            budget,
+            recommendations: Vec::new(),
+            last_plan: None,
+            last_recommend: None,
+            last_urgent: None,
+            stats: AgentStats::default(),
+            proposals: HashMap::new(),
+            leaks: std::collections::BTreeSet::new(),
+            metrics_ok: true,
+        };
+        agent.recover().await?;
+        Ok(agent)
+    }
+
+    /// Workloads the leak detector stopped chasing.
+    pub fn leak_suspects(&self) -> impl Iterator<Item = &WorkloadRef> {
+        self.leaks.iter()
+    }
+
+    /// Every persisted record, finished ones included.
+    pub fn records(&self) -> &[RolloutRecord] {
+        &self.records
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.records
+            .iter()
+            .filter(|r| !r.phase.is_terminal() && !r.change.fast_path)
+            .count()
+    }
+
+    async fn recover(&mut self) -> Result<(), AgentError> {
+        let now = self.clock.now();
+        let views = self
+            .cluster
+            .workloads()
+            .await
+            .map_err(AgentError::Cluster)?;
+        for i in 0..self.records.len() {
+            let before = self.records[i].phase;
+            match before {
+                Phase::Planned => {
+                    let spec = spec_state(&views, &self.records[i].change);
+                    rollout::recover_planned(&mut self.records[i], spec, now);
+                }
+                Phase::Baking => {
+                    rollout::recover_baking(&mut self.records[i], &self.settings.rollout, now)
+                }
+                _ => {}
+            }
+            if self.records[i].phase != before {
+                self.persist(i).await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn persist(&mut self, i: usize) {
+        if let Err(e) = self.cluster.save_rollout(&self.records[i]).await {
+            self.stats.port_errors += 1;
+            tracing::warn!(change_id = %self.records[i].change.id, error = %e, "could not persist rollout state");
+        }
+    }
+
+    async fn emit(
+        &mut self,
+        workload: &WorkloadRef,
+        change_id: Option<&str>,
+        kind: EventKind,
+        message: String,
+    ) {
+        let event = AgentEvent {
+            at: self.clock.now(),
+            workload: workload.clone(),
+            change_id: change_id.map(str::to_string),
+            kind,
+            message,
+        };
+        tracing::info!(workload = %event.workload, change_id = event.change_id.as_deref().unwrap_or(""), kind = ?event.kind, "{}", event.message);
+        if self.cluster.record_event(&event).await.is_err() {
+            self.stats.port_errors += 1;
+        }
+        self.notifier.notify(&event);
+    }
+
+    /// One minute of the loop.
+    pub async fn tick(&mut self) -> Result<(), AgentError> {
+        let now = self.clock.now();
+        for i in 0..self.records.len() {
+            if !self.records[i].phase.is_terminal() {
+                self.advance(i, now).await;
+            }
+        }
+
+        let due = |last: Option<i64>, every: i64| last.is_none_or(|l| now - l >= every);
+        let mut urgent = Vec::new();
+        if due(self.last_recommend, self.settings.recommend_interval_s) {
+            match self.usage.recommendations(now).await {
+                Ok(r) => {
+                    self.recommendations = r;
+                    self.last_recommend = Some(now);
+                    self.last_urgent = Some(now);
+                    self.metrics_ok = true;
+                }
+                Err(e) => {
+                    self.stats.port_errors += 1;
+                    self.metrics_ok = false;
+                    tracing::warn!(error = %e, "recommendations unavailable; no new changes this cycle");
+                }
+            }
+        } else if let Some(since) = self.last_urgent {
+            match self.usage.urgent(since, now).await {
+                Ok(r) => {
+                    urgent = r;
+                    self.last_urgent = Some(now);
+                    self.metrics_ok = true;
+                }
+                Err(_) => {
+                    self.stats.port_errors += 1;
+                    self.metrics_ok = false;
+                }
+            }
+        }
+        if !urgent.is_empty() {
+            for r in &urgent {
+                if let Some(slot) = self
+                    .recommendations
+                    .iter_mut()
+                    .find(|x| x.target == r.target)
+                {
+                    *slot = r.clone();
+                } else {
+                    self.recommendations.push(r.clone());
+                }
+            }
+        }
+        if due(self.last_plan, self.settings.plan_interval_s) || !urgent.is_empty() {
+            self.last_plan = Some(now);
+            self.plan(now).await?;
+        }
+        Ok(())
+    }
+
+    async fn plan(&mut self, now: i64) -> Result<(), AgentError> {
+        if !self.metrics_ok {
+            // Without fresh usage and SLIs nothing new is started: a change
+            // could not be verified, and recommendations may be stale.
+            return Ok(());
+        }
+        let mut views = match self.cluster.workloads().await {
+            Ok(v) => v,
+            Err(e) => {
+                self.stats.port_errors += 1;
+                tracing::warn!(error = %e, "cannot list workloads; not planning this cycle");
+                return Ok(());
+            }
+        };
+        self.annotate(&mut views, now);
+        let in_flight = self.in_flight();
+        let decisions = plan::plan(
+            now,
+            &self.settings.guardrails,
+            &views,
+            &self.recommendations,
+            in_flight,
+            &mut self.budget,
+        );
+        for decision in decisions {
+            match decision {
+                Decision::Apply(change) => self.begin(change, now).await,
+                Decision::Propose(change) => {
+                    if self
+                        .proposals
+                        .get(&change.workload)
+                        .is_none_or(|p| p.fingerprint != change.fingerprint)
+                    {
+                        self.stats.proposals += 1;
+                        self.emit(
+                            &change.workload,
+                            Some(&change.id),
+                            EventKind::Proposed,
+                            describe(&change),
+                        )
+                        .await;
+                    }
+                    self.proposals.insert(change.workload.clone(), change);
+                }
+                Decision::Skip { workload, reason } => {
+                    if reason.contains("leak suspected") && self.leaks.insert(workload.clone()) {
+                        self.emit(&workload, None, EventKind::LeakSuspected, reason)
+                            .await;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Fills in what only the agent knows: holds, cooldowns, OOM bumps, and
+    /// which workloads have a change in flight.
+    fn annotate(&self, views: &mut [WorkloadView], now: i64) {
+        let mut by_workload: HashMap<&WorkloadRef, Vec<&RolloutRecord>> = HashMap::new();
+        for r in &self.records {
+            by_workload.entry(&r.change.workload).or_default().push(r);
+        }
+        for view in views.iter_mut() {
+            let Some(records) = by_workload.get(&view.workload) else {
+                continue;
+            };
+            for r in records {
+                match r.phase {
+                    Phase::Confirmed => {
+                        view.last_confirmed_at = Some(
+                            view.last_confirmed_at
+                                .map_or(r.updated_at, |t| t.max(r.updated_at)),
+                        );
+                    }
+                    Phase::Reverted | Phase::Abandoned => {
+                        if let Some(until) = r.held_until.filter(|&u| u > now) {
+                            view.held_until = Some(view.held_until.map_or(until, |h| h.max(until)));
+                        }
+                    }
+                    _ => view.change_in_flight = true,
+                }
+                if r.change.fast_path
+                    && matches!(r.change.reason, plan::ChangeReason::OomKill)
+                    && !view.recent_oom_bumps.contains(&r.planned_at)
+                {
+                    view.recent_oom_bumps.push(r.planned_at);
+                }
+            }
+        }
+    }
+
+    async fn begin(&mut self, change: Change, now: i64) {
+        if change.fast_path {
+            self.stats.fast_paths += 1;
+        }
+        let message = describe(&change);
+        let kind = if change.fast_path {
+            EventKind::FastPath
+        } else {
+            EventKind::Applied
+        };
+        let workload = change.workload.clone();
+        let id = change.id.clone();
+        self.records.push(RolloutRecord::new(change, now));
+        let i = self.records.len() - 1;
+        self.persist(i).await;
+        self.emit(&workload, Some(&id), kind, message).await;
+        self.advance(i, now).await;
+    }
+
+    /// Asks the guard about `(bake.0, bake.1]` against the baseline window.
+    /// A metrics backend that cannot answer is missing data, never health.
+    async fn evaluate(
+        &mut self,
+        workload: &WorkloadRef,
+        baseline: (i64, i64),
+        bake: (i64, i64),
+    ) -> guard::Evaluation {
+        let data = async {
+            let base_sli = self.slo.slis(workload, baseline.0, baseline.1).await?;
+            let bake_sli = self.slo.slis(workload, bake.0, bake.1).await?;
+            let base_res = self
+                .slo
+                .resource_signals(workload, baseline.0, baseline.1)
+                .await?;
+            let bake_res = self.slo.resource_signals(workload, bake.0, bake.1).await?;
+            Ok::<_, PortError>((base_sli, bake_sli, base_res, bake_res))
+        }
+        .await;
+        match data {
+            Ok((base_sli, bake_sli, base_res, bake_res)) => guard::evaluate(
+                &self.settings.guard,
+                base_sli.as_deref(),
+                bake_sli.as_deref(),
+                &base_res,
+                &bake_res,
+            ),
+            Err(_) => {
+                self.stats.port_errors += 1;
+                self.metrics_ok = false;
+                guard::evaluate(&self.settings.guard, Some(&[]), Some(&[]), &[], &[])
+            }
+        }
+    }
+
+    /// Moves record `i` forward by at most one I/O step.
+    async fn advance(&mut self, i: usize, now: i64) {
+        let settings = self.settings.rollout;
+        let before = self.records[i].phase;
+        match rollout::next(&self.records[i], &settings, now) {
+            Next::Wait => return,
+            Next::Apply => {
+                let patch = self.records[i].forward_patch();
+                let outcome = self.cluster.apply(&patch).await;
+                if let Err(PortError::Unavailable(e)) = &outcome {
+                    self.stats.port_errors += 1;
+                    tracing::warn!(error = %e, "patch not applied; retrying next tick");
+                    return;
+                }
+                rollout::on_applied(
+                    &mut self.records[i],
+                    outcome.map_err(|e| e.to_string()),
+                    now,
+                );
+            }
+            Next::CheckRollout { baseline, bake } => {
+                let evaluation = self
+                    .evaluate(&self.records[i].change.workload.clone(), baseline, bake)
+                    .await;
+                rollout::on_early_evaluation(&mut self.records[i], evaluation, now);
+                if self.records[i].phase == Phase::RollingOut {
+                    let workload = self.records[i].change.workload.clone();
+                    match self.cluster.rollout_status(&workload).await {
+                        Ok(status) => {
+                            rollout::on_rollout(&mut self.records[i], &settings, status, now)
+                        }
+                        Err(_) => self.stats.port_errors += 1,
+                    }
+                }
+            }
+            Next::Evaluate { baseline, bake } => {
+                let evaluation = self
+                    .evaluate(&self.records[i].change.workload.clone(), baseline, bake)
+                    .await;
+                rollout::on_evaluation(&mut self.records[i], &settings, evaluation, now);
+            }
+            Next::Revert => {
+                let patch = self.records[i].revert_patch();
+                let outcome = self.cluster.apply(&patch).await;
+                if let Err(PortError::Unavailable(_)) = &outcome {
+                    self.stats.port_errors += 1;
+                    return;
+                }
+                rollout::on_reverted(
+                    &mut self.records[i],
+                    &settings,
+                    outcome.map_err(|e| e.to_string()),
+                    now,
+                );
+            }
+        }
+        let after = self.records[i].phase;
+        if after == before {
+            return;
+        }
+        self.persist(i).await;
+        let record = self.records[i].clone();
+        let workload = &record.change.workload;
+        let id = Some(record.change.id.as_str());
+        match after {
+            Phase::RollingOut => self.stats.applied += 1,
+            Phase::Baking => {
+                self.emit(
+                    workload,
+                    id,
+                    EventKind::RolledOut,
+                    "rollout complete; baking".into(),
+                )
+                .await;
+            }
+            Phase::Confirmed => {
+                self.stats.confirmed += 1;
+                let summary = record
+                    .verdict
+                    .as_ref()
+                    .map_or(String::new(), |v| v.summary.clone());
+                self.emit(
+                    workload,
+                    id,
+                    EventKind::Confirmed,
+                    format!("confirmed: {summary}"),
+                )
+                .await;
+            }
+            Phase::Reverting => {
+                let reason = record.reason.clone().unwrap_or_default();
+                self.emit(
+                    workload,
+                    id,
+                    EventKind::Reverting,
+                    format!("reverting: {reason}"),
+                )
+                .await;
+                // Revert in the same tick: a regression must not wait a minute more.
+                Box::pin(self.advance(i, now)).await;
+            }
+            Phase::Reverted => {
+                self.stats.reverted += 1;
+                if let Some(seen) = record.regression_seen_at {
+                    self.stats.time_to_revert_s.push(now - seen);
+                }
+                let reason = record.reason.clone().unwrap_or_default();
+                self.emit(
+                    workload,
+                    id,
+                    EventKind::Reverted,
+                    format!("reverted: {reason}"),
+                )
+                .await;
+            }
+            Phase::Abandoned => {
+                self.stats.abandoned += 1;
+                let reason = record.reason.clone().unwrap_or_default();
+                self.emit(workload, id, EventKind::Conflict, reason).await;
+            }
+            Phase::Planned => {}
+        }
+    }
+}
+
+/// Whether the workload shows the change's `from` values, `to` values, or neither.
+pub fn spec_state(views: &[WorkloadView], change: &Change) -> SpecState {
+    let Some(view) = views.iter().find(|v| v.workload == change.workload) else {
+        return SpecState::Other;
+    };
+    let current = |name: &str| {
+        view.containers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, r)| *r)
+    };
+    if change
+        .containers
+        .iter()
+        .all(|c| current(&c.container) == Some(c.to))
+    {
+        SpecState::After
+    } else if change
+        .containers
+        .iter()
+        .all(|c| current(&c.container) == Some(c.from))
+    {
+        SpecState::Before
+    } else {
+        SpecState::Other
+    }
+}
+
+/// One line for people: what changes, from what to what, and why.
+pub fn describe(change: &Change) -> String {
+    let parts: Vec<String> = change
+        .containers
+        .iter()
+        .map(|c| {
+            let cpu = |r: &crate::domain::Resources| {
+                r.cpu_request.map_or("none".into(), |m| m.to_string())
+            };
+            let mem = |r: &crate::domain::Resources| {
+                r.memory_request.map_or("none".into(), |b| b.to_string())
+            };
+            format!(
+                "{}: cpu {}→{}, memory {}→{}",
+                c.container,
+                cpu(&c.from),
+                cpu(&c.to),
+                mem(&c.from),
+                mem(&c.to)
+            )
+        })
+        .collect();
+    format!(
+        "{:?} ({:+.2} $/month): {}",
+        change.reason,
+        change.savings_per_month_usd,
+        parts.join("; ")
+    )
+}

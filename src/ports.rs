@@ -1,0 +1,158 @@
+//! The ports the agent is written against. The real cluster (kube-rs), the
+//! real metrics backend (Prometheus) and the simulator each implement them,
+//! so the same control loop runs in production and in `tailor simulate`.
+//!
+//! Decisions never happen behind a port: adapters only read and write.
+
+use std::future::Future;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{Resources, WorkloadRef};
+use crate::guard::{ResourceSample, SliSample};
+use crate::plan::WorkloadView;
+use crate::recommend::Recommendation;
+use crate::rollout::RolloutRecord;
+
+/// Why a port call failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PortError {
+    /// The object changed since we read it (JSON Patch `test` failed, 409,
+    /// 422): re-read and re-plan, never overwrite.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// Worth retrying later (timeouts, 5xx, backend down).
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+}
+
+/// The current time, in unix seconds. Virtual in the simulator.
+pub trait Clock {
+    fn now(&self) -> i64;
+}
+
+/// A change to the resources of some containers of one workload: each
+/// container's values must still be `expect` (optimistic concurrency), and
+/// become `set`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ResourcePatch {
+    pub workload: WorkloadRef,
+    pub containers: Vec<ContainerPatch>,
+    /// The change id, recorded on the workload for humans and for recovery.
+    pub change_id: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ContainerPatch {
+    pub container: String,
+    pub expect: Resources,
+    pub set: Resources,
+}
+
+/// How far a workload's rollout has come.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RolloutStatus {
+    pub replicas: u32,
+    /// Pods running the current template.
+    pub updated: u32,
+    pub available: u32,
+    /// The controller gave up (progress deadline exceeded).
+    pub failed: bool,
+}
+
+impl RolloutStatus {
+    pub fn complete(&self) -> bool {
+        !self.failed && self.updated >= self.replicas && self.available >= self.replicas
+    }
+}
+
+/// Something worth telling people and recording on the workload.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AgentEvent {
+    pub at: i64,
+    pub workload: WorkloadRef,
+    pub change_id: Option<String>,
+    pub kind: EventKind,
+    pub message: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EventKind {
+    Proposed,
+    Applied,
+    RolledOut,
+    Confirmed,
+    Reverting,
+    Reverted,
+    Skipped,
+    Conflict,
+    FastPath,
+    LeakSuspected,
+    Trouble,
+}
+
+/// The cluster: workloads, patches, rollouts, durable rollout state, events.
+pub trait Cluster {
+    fn workloads(&self) -> impl Future<Output = Result<Vec<WorkloadView>, PortError>>;
+    fn apply(&self, patch: &ResourcePatch) -> impl Future<Output = Result<(), PortError>>;
+    fn rollout_status(
+        &self,
+        workload: &WorkloadRef,
+    ) -> impl Future<Output = Result<RolloutStatus, PortError>>;
+    /// Every rollout record the agent persisted that is not finished yet,
+    /// plus recent finished ones (for cooldowns and holds).
+    fn load_rollouts(&self) -> impl Future<Output = Result<Vec<RolloutRecord>, PortError>>;
+    fn save_rollout(&self, record: &RolloutRecord) -> impl Future<Output = Result<(), PortError>>;
+    fn record_event(&self, event: &AgentEvent) -> impl Future<Output = Result<(), PortError>>;
+}
+
+/// Recommendations from usage history, as of `now`.
+pub trait UsageSource {
+    /// Every container's recommendation.
+    fn recommendations(
+        &self,
+        now: i64,
+    ) -> impl Future<Output = Result<Vec<Recommendation>, PortError>>;
+    /// Recommendations only for containers with news in `(since, now]` that
+    /// must not wait for the next full refresh: OOM kills, heavy throttling.
+    fn urgent(
+        &self,
+        since: i64,
+        now: i64,
+    ) -> impl Future<Output = Result<Vec<Recommendation>, PortError>>;
+}
+
+/// SLIs and resource signals of a workload over `(from, to]`.
+pub trait SloSource {
+    /// `Ok(None)`: no SLI is configured for this workload.
+    fn slis(
+        &self,
+        workload: &WorkloadRef,
+        from: i64,
+        to: i64,
+    ) -> impl Future<Output = Result<Option<Vec<SliSample>>, PortError>>;
+    fn resource_signals(
+        &self,
+        workload: &WorkloadRef,
+        from: i64,
+        to: i64,
+    ) -> impl Future<Output = Result<Vec<ResourceSample>, PortError>>;
+}
+
+/// Tells people; must never block the loop.
+pub trait Notifier {
+    fn notify(&self, event: &AgentEvent);
+}
+
+/// A notifier that drops everything (recommend-only runs, tests).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Silent;
+
+impl Notifier for Silent {
+    fn notify(&self, _event: &AgentEvent) {}
+}

@@ -1,0 +1,377 @@
+//! The life of one change, as a state machine whose every state is durable.
+//!
+//! ```text
+//! Planned ──apply──> RollingOut ──rollout complete──> Baking ──healthy at deadline──> Confirmed
+//!    │                   │ rollout stuck / deadline        │ breach, or no data past the grace
+//!    └─conflict─> Abandoned   └──────────────> Reverting <─┘
+//!                                                 └──revert applied──> Reverted (workload held)
+//! ```
+//!
+//! The record is persisted through the cluster port on every transition
+//! (DESIGN §6): an agent killed at any instant resumes from the last saved
+//! phase. This module decides transitions from facts the caller gathered;
+//! it performs no I/O and never reads the clock.
+
+use serde::{Deserialize, Serialize};
+
+use crate::guard::{Evaluation, Verdict};
+use crate::plan::Change;
+use crate::ports::{ContainerPatch, ResourcePatch, RolloutStatus};
+
+/// Where a change is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    /// Decided and recorded; the patch may or may not have reached the cluster.
+    Planned,
+    /// Patched; waiting for every pod to run the new values.
+    RollingOut,
+    /// Rolled out; the SLO guard compares the bake window with the baseline.
+    Baking,
+    Confirmed,
+    /// Decided to revert; the revert patch may or may not have reached the cluster.
+    Reverting,
+    /// Reverted; the workload is held.
+    Reverted,
+    /// Someone else changed the workload first; nothing of ours is applied.
+    Abandoned,
+}
+
+impl Phase {
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Phase::Confirmed | Phase::Reverted | Phase::Abandoned)
+    }
+}
+
+/// Timings of a rollout.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RolloutSettings {
+    /// A rollout not complete this long after the patch is reverted.
+    pub rollout_timeout_s: i64,
+    /// How long the guard watches after the rollout before confirming.
+    pub bake_s: i64,
+    /// The window before the patch the bake is compared with.
+    pub baseline_s: i64,
+    /// How long past the bake deadline missing SLI data may delay a verdict
+    /// before the change is reverted anyway.
+    pub no_data_grace_s: i64,
+    /// How long a reverted workload is left alone.
+    pub hold_after_revert_s: i64,
+}
+
+impl Default for RolloutSettings {
+    fn default() -> Self {
+        RolloutSettings {
+            rollout_timeout_s: 15 * 60,
+            bake_s: 30 * 60,
+            baseline_s: 60 * 60,
+            no_data_grace_s: 15 * 60,
+            hold_after_revert_s: 7 * 86_400,
+        }
+    }
+}
+
+/// The verdict as recorded: what notifications and `tailor explain` show.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VerdictRecord {
+    pub at: i64,
+    pub verdict: Verdict,
+    pub summary: String,
+    pub evaluation: Evaluation,
+}
+
+/// Everything the agent persists about one change.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RolloutRecord {
+    pub change: Change,
+    pub phase: Phase,
+    pub planned_at: i64,
+    pub applied_at: Option<i64>,
+    pub baking_since: Option<i64>,
+    /// The phase changed last at this instant.
+    pub updated_at: i64,
+    pub verdict: Option<VerdictRecord>,
+    /// Why the change was reverted or abandoned.
+    pub reason: Option<String>,
+    /// When the regression (or the stuck rollout) was first seen.
+    pub regression_seen_at: Option<i64>,
+    pub reverted_at: Option<i64>,
+    pub held_until: Option<i64>,
+}
+
+impl RolloutRecord {
+    pub fn new(change: Change, now: i64) -> Self {
+        RolloutRecord {
+            change,
+            phase: Phase::Planned,
+            planned_at: now,
+            applied_at: None,
+            baking_since: None,
+            updated_at: now,
+            verdict: None,
+            reason: None,
+            regression_seen_at: None,
+            reverted_at: None,
+            held_until: None,
+        }
+    }
+
+    /// The patch that applies the change.
+    pub fn forward_patch(&self) -> ResourcePatch {
+        ResourcePatch {
+            workload: self.change.workload.clone(),
+            change_id: self.change.id.clone(),
+            containers: self
+                .change
+                .containers
+                .iter()
+                .map(|c| ContainerPatch {
+                    container: c.container.clone(),
+                    expect: c.from,
+                    set: c.to,
+                })
+                .collect(),
+        }
+    }
+
+    /// The patch that puts the previous values back.
+    pub fn revert_patch(&self) -> ResourcePatch {
+        let mut patch = self.forward_patch();
+        for c in &mut patch.containers {
+            std::mem::swap(&mut c.expect, &mut c.set);
+        }
+        patch
+    }
+}
+
+/// What the cluster shows for the workload's containers right now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpecState {
+    /// Every changed container has its `from` values.
+    Before,
+    /// Every changed container has its `to` values.
+    After,
+    /// Anything else: someone else changed it.
+    Other,
+}
+
+/// What the state machine asks the caller to do next.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Next {
+    /// Nothing to do this cycle.
+    Wait,
+    /// Apply the forward patch, then call [`on_applied`].
+    Apply,
+    /// Evaluate the pods already rolled (call [`on_early_evaluation`]),
+    /// then read the rollout status and call [`on_rollout`].
+    CheckRollout {
+        baseline: (i64, i64),
+        bake: (i64, i64),
+    },
+    /// Gather baseline and bake data, evaluate, then call [`on_evaluation`].
+    Evaluate {
+        baseline: (i64, i64),
+        bake: (i64, i64),
+    },
+    /// Apply the revert patch, then call [`on_reverted`].
+    Revert,
+}
+
+/// What to do for a record in its current phase at `now`.
+pub fn next(record: &RolloutRecord, settings: &RolloutSettings, now: i64) -> Next {
+    match record.phase {
+        Phase::Planned => Next::Apply,
+        Phase::RollingOut => {
+            let applied = record.applied_at.unwrap_or(record.planned_at);
+            Next::CheckRollout {
+                baseline: (applied - settings.baseline_s, applied),
+                bake: (applied, now),
+            }
+        }
+        Phase::Baking => {
+            let applied = record.applied_at.unwrap_or(record.planned_at);
+            let since = record.baking_since.unwrap_or(now);
+            Next::Evaluate {
+                baseline: (applied - settings.baseline_s, applied),
+                bake: (since, now),
+            }
+        }
+        Phase::Reverting => Next::Revert,
+        Phase::Confirmed | Phase::Reverted | Phase::Abandoned => Next::Wait,
+    }
+}
+
+fn transition(record: &mut RolloutRecord, phase: Phase, now: i64) {
+    record.phase = phase;
+    record.updated_at = now;
+}
+
+/// Starts a revert for `reason`.
+pub fn start_revert(record: &mut RolloutRecord, reason: String, now: i64) {
+    record.reason = Some(reason);
+    record.regression_seen_at.get_or_insert(now);
+    transition(record, Phase::Reverting, now);
+}
+
+/// After trying the forward patch: `Ok` moves on; a conflict abandons.
+pub fn on_applied(record: &mut RolloutRecord, outcome: Result<(), String>, now: i64) {
+    match outcome {
+        Ok(()) => {
+            record.applied_at = Some(now);
+            transition(record, Phase::RollingOut, now);
+        }
+        Err(why) => {
+            record.reason = Some(format!("not applied: {why}"));
+            transition(record, Phase::Abandoned, now);
+        }
+    }
+}
+
+/// After a restart, a `Planned` record may or may not have been applied:
+/// the cluster tells which.
+pub fn recover_planned(record: &mut RolloutRecord, spec: SpecState, now: i64) {
+    match spec {
+        SpecState::Before => {} // apply as planned
+        SpecState::After => {
+            record.applied_at.get_or_insert(now);
+            transition(record, Phase::RollingOut, now);
+        }
+        SpecState::Other => {
+            record.reason = Some("the workload changed before the patch was applied".into());
+            transition(record, Phase::Abandoned, now);
+        }
+    }
+}
+
+/// After reading the rollout status.
+pub fn on_rollout(
+    record: &mut RolloutRecord,
+    settings: &RolloutSettings,
+    status: RolloutStatus,
+    now: i64,
+) {
+    let applied = record.applied_at.unwrap_or(record.planned_at);
+    if status.complete() {
+        record.baking_since = Some(now);
+        transition(record, Phase::Baking, now);
+    } else if status.failed || now - applied > settings.rollout_timeout_s {
+        let why = if status.failed {
+            "the rollout failed (progress deadline exceeded)".to_string()
+        } else {
+            format!(
+                "the rollout did not complete within {} minutes ({}/{} pods updated, {} available)",
+                settings.rollout_timeout_s / 60,
+                status.updated,
+                status.replicas,
+                status.available
+            )
+        };
+        start_revert(record, why, now);
+    }
+}
+
+/// While pods roll, a clear breach already reverts (DESIGN §1: abort early);
+/// anything else waits for the rollout to finish.
+pub fn on_early_evaluation(record: &mut RolloutRecord, evaluation: Evaluation, now: i64) {
+    if evaluation.verdict == Verdict::Breach {
+        let summary = evaluation.summary();
+        record.verdict = Some(VerdictRecord {
+            at: now,
+            verdict: Verdict::Breach,
+            summary: summary.clone(),
+            evaluation,
+        });
+        start_revert(
+            record,
+            format!("SLO regression during the rollout: {summary}"),
+            now,
+        );
+    }
+}
+
+/// After the guard evaluated the bake so far.
+pub fn on_evaluation(
+    record: &mut RolloutRecord,
+    settings: &RolloutSettings,
+    evaluation: Evaluation,
+    now: i64,
+) {
+    let since = record.baking_since.unwrap_or(now);
+    let deadline = since + settings.bake_s;
+    let verdict = evaluation.verdict;
+    let summary = evaluation.summary();
+    match verdict {
+        Verdict::Breach => {
+            record.verdict = Some(VerdictRecord {
+                at: now,
+                verdict,
+                summary: summary.clone(),
+                evaluation,
+            });
+            start_revert(record, format!("SLO regression: {summary}"), now);
+        }
+        Verdict::NoData if now >= deadline + settings.no_data_grace_s => {
+            record.verdict = Some(VerdictRecord {
+                at: now,
+                verdict,
+                summary: summary.clone(),
+                evaluation,
+            });
+            start_revert(
+                record,
+                format!(
+                    "no SLI data for {} minutes past the bake deadline: never confirmed without evidence",
+                    settings.no_data_grace_s / 60
+                ),
+                now,
+            );
+        }
+        Verdict::Healthy if now >= deadline => {
+            record.verdict = Some(VerdictRecord {
+                at: now,
+                verdict,
+                summary,
+                evaluation,
+            });
+            transition(record, Phase::Confirmed, now);
+        }
+        _ => {} // keep baking (missing data extends the bake up to the grace)
+    }
+}
+
+/// After a restart, a bake whose deadline passed without a verdict is
+/// reverted (DESIGN §6): the agent cannot vouch for a window it did not watch.
+pub fn recover_baking(record: &mut RolloutRecord, settings: &RolloutSettings, now: i64) {
+    let since = record.baking_since.unwrap_or(now);
+    if now > since + settings.bake_s + settings.no_data_grace_s {
+        start_revert(
+            record,
+            "the agent was down past the end of the bake window; the change was never verified"
+                .into(),
+            now,
+        );
+    }
+}
+
+/// After trying the revert patch.
+pub fn on_reverted(
+    record: &mut RolloutRecord,
+    settings: &RolloutSettings,
+    outcome: Result<(), String>,
+    now: i64,
+) {
+    match outcome {
+        Ok(()) => {
+            record.reverted_at = Some(now);
+            record.held_until = Some(now + settings.hold_after_revert_s);
+            transition(record, Phase::Reverted, now);
+        }
+        Err(why) => {
+            // Someone changed the workload after us: theirs wins.
+            let reason = record.reason.take().unwrap_or_default();
+            record.reason = Some(format!("{reason}; revert not applied: {why}"));
+            record.held_until = Some(now + settings.hold_after_revert_s);
+            transition(record, Phase::Abandoned, now);
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! Every scenario in `simulations/` runs in virtual time and must meet the
+//! expectations written in its file; the same seed gives the same numbers.
+
+use std::path::{Path, PathBuf};
+
+use tailor::sim::run::{check, run_file};
+
+fn scenarios() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("simulations")
+}
+
+fn meets_expectations(name: &str) {
+    let path = scenarios().join(format!("{name}.yaml"));
+    let report = run_file(&path, None, &|_, _| {}).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let scenario = tailor::sim::scenario::Scenario::load(&path).expect("scenario loads");
+    let failures = check(&scenario, &report);
+    assert!(failures.is_empty(), "{name}: {failures:#?}\n{report:#?}");
+}
+
+#[test]
+fn default_scenario() {
+    meets_expectations("default");
+}
+
+#[test]
+fn microburst_trap() {
+    meets_expectations("microburst-trap");
+}
+
+#[test]
+fn oom_fast_path() {
+    meets_expectations("oom-fast-path");
+}
+
+#[test]
+fn memory_leak() {
+    meets_expectations("memory-leak");
+}
+
+#[test]
+fn traffic_surge_during_bake() {
+    meets_expectations("traffic-surge-during-bake");
+}
+
+#[test]
+fn metrics_gap_during_bake() {
+    meets_expectations("metrics-gap-during-bake");
+}
+
+#[test]
+fn hpa_on_cpu() {
+    meets_expectations("hpa-on-cpu");
+}
+
+#[test]
+fn observe_mode() {
+    meets_expectations("observe-mode");
+}
+
+#[test]
+fn every_scenario_file_has_a_test() {
+    let mut names: Vec<String> = std::fs::read_dir(scenarios())
+        .expect("simulations/")
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            e.path()
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+        })
+        .collect();
+    names.sort();
+    let source = include_str!("simulations.rs");
+    for name in names {
+        assert!(
+            source.contains(&format!("meets_expectations(\"{name}\")")),
+            "simulations/{name}.yaml has no test here"
+        );
+    }
+}
+
+#[test]
+fn same_seed_same_numbers() {
+    let path = scenarios().join("microburst-trap.yaml");
+    let a = run_file(&path, Some(99), &|_, _| {}).expect("runs");
+    let b = run_file(&path, Some(99), &|_, _| {}).expect("runs");
+    assert_eq!(a, b);
+}
+
+/// Kills and restarts the agent before every one of the first ten hours of
+/// ticks of the microburst trap (apply, rollout, bake, revert and hold all
+/// happen in that time): nothing is lost, nothing applied twice, and the
+/// outcome is the one of an agent that never died.
+#[test]
+fn restarting_the_agent_at_every_minute_loses_nothing() {
+    let path = scenarios().join("microburst-trap.yaml");
+    let models_dir = {
+        let s = tailor::sim::scenario::Scenario::load(&path).expect("scenario");
+        s.models_dir(&path)
+    };
+    let models = tailor::sim::models::load_models(&models_dir).expect("models");
+    let scenario = tailor::sim::scenario::Scenario::load(&path).expect("scenario");
+    let calm = tailor::sim::run::run(&scenario, &models, scenario.seed, &|_, _| {}).expect("runs");
+
+    let mut restarting = scenario.clone();
+    restarting.agent.restarts = (1..=600)
+        .map(|m| tailor::sim::scenario::Offset(std::time::Duration::from_secs(m * 60)))
+        .collect();
+    let report =
+        tailor::sim::run::run(&restarting, &models, scenario.seed, &|_, _| {}).expect("runs");
+
+    assert_eq!(report.duplicate_patches, 0, "{report:#?}");
+    assert!(report.max_in_flight <= 1);
+    assert!(report.applied >= 1 && report.reverted >= 1, "{report:#?}");
+    assert_eq!(
+        (
+            report.applied,
+            report.reverted,
+            report.false_reverts,
+            report.unreverted_regressions
+        ),
+        (
+            calm.applied,
+            calm.reverted,
+            calm.false_reverts,
+            calm.unreverted_regressions
+        ),
+        "restarts changed the outcome:\n{report:#?}\nvs\n{calm:#?}"
+    );
+}
