@@ -21,6 +21,8 @@ use crate::ports::{
 use crate::recommend::Recommendation;
 use crate::rollout::{self, Next, Phase, RolloutRecord, RolloutSettings, SpecState};
 
+const DAY_S: i64 = 86_400;
+
 /// How the agent runs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AgentSettings {
@@ -203,7 +205,10 @@ where
     pub async fn tick(&mut self) -> Result<(), AgentError> {
         let now = self.clock.now();
         for i in 0..self.records.len() {
-            if !self.records[i].phase.is_terminal() {
+            let r = &self.records[i];
+            let watched = r.phase == Phase::Confirmed
+                && now <= r.updated_at + self.settings.rollout.watch_s + rollout::WATCH_WINDOW_S;
+            if !r.phase.is_terminal() || watched {
                 self.advance(i, now).await;
             }
         }
@@ -372,11 +377,24 @@ where
     async fn evaluate(
         &mut self,
         workload: &WorkloadRef,
+        policy: &GuardPolicy,
         baseline: (i64, i64),
         bake: (i64, i64),
     ) -> guard::Evaluation {
+        let seasonal = self.settings.rollout.seasonal_baseline;
         let data = async {
-            let base_sli = self.slo.slis(workload, baseline.0, baseline.1).await?;
+            let mut base_sli = self.slo.slis(workload, baseline.0, baseline.1).await?;
+            // The same hours yesterday join the baseline, so a daily rise in
+            // traffic during the bake is not blamed on the change (DESIGN §5).
+            if seasonal
+                && let Some(base) = base_sli.as_mut()
+                && let Some(yesterday) = self
+                    .slo
+                    .slis(workload, bake.0 - DAY_S, bake.1 - DAY_S)
+                    .await?
+            {
+                base.extend(yesterday);
+            }
             let bake_sli = self.slo.slis(workload, bake.0, bake.1).await?;
             let base_res = self
                 .slo
@@ -388,7 +406,7 @@ where
         .await;
         match data {
             Ok((base_sli, bake_sli, base_res, bake_res)) => guard::evaluate(
-                &self.settings.guard,
+                policy,
                 base_sli.as_deref(),
                 bake_sli.as_deref(),
                 &base_res,
@@ -397,9 +415,56 @@ where
             Err(_) => {
                 self.stats.port_errors += 1;
                 self.metrics_ok = false;
-                guard::evaluate(&self.settings.guard, Some(&[]), Some(&[]), &[], &[])
+                guard::evaluate(policy, Some(&[]), Some(&[]), &[], &[])
             }
         }
+    }
+
+    /// The post-confirm comparison of `window` with `baseline`; `None` when
+    /// data is missing or the load differed too much to compare.
+    async fn watch(
+        &mut self,
+        workload: &WorkloadRef,
+        baseline: (i64, i64),
+        window: (i64, i64),
+        settings: &RolloutSettings,
+    ) -> Option<guard::Evaluation> {
+        let base = self
+            .slo
+            .slis(workload, baseline.0, baseline.1)
+            .await
+            .ok()??;
+        let now = self.slo.slis(workload, window.0, window.1).await.ok()??;
+        let volume = |s: &[guard::SliSample]| {
+            s.iter()
+                .map(|x| x.requests)
+                .filter(|r| r.is_finite())
+                .sum::<f64>()
+        };
+        if base.is_empty()
+            || now.is_empty()
+            || !rollout::comparable(volume(&base), volume(&now), settings.comparable_load)
+        {
+            return None;
+        }
+        let base_res = self
+            .slo
+            .resource_signals(workload, baseline.0, baseline.1)
+            .await
+            .ok()?;
+        let now_res = self
+            .slo
+            .resource_signals(workload, window.0, window.1)
+            .await
+            .ok()?;
+        let evaluation = guard::evaluate(
+            &self.settings.guard,
+            Some(&base),
+            Some(&now),
+            &base_res,
+            &now_res,
+        );
+        Some(evaluation)
     }
 
     /// Moves record `i` forward by at most one I/O step.
@@ -423,12 +488,18 @@ where
                 );
             }
             Next::CheckRollout { baseline, bake } => {
-                let evaluation = self
-                    .evaluate(&self.records[i].change.workload.clone(), baseline, bake)
-                    .await;
-                rollout::on_early_evaluation(&mut self.records[i], evaluation, now);
+                // Pods are restarting: only a clear breach reverts now.
+                let policy = self.settings.guard.clone();
+                let workload = self.records[i].change.workload.clone();
+                let evaluation = self.evaluate(&workload, &policy, baseline, bake).await;
+                rollout::on_early_evaluation(
+                    &mut self.records[i],
+                    evaluation,
+                    &policy,
+                    &settings,
+                    now,
+                );
                 if self.records[i].phase == Phase::RollingOut {
-                    let workload = self.records[i].change.workload.clone();
                     match self.cluster.rollout_status(&workload).await {
                         Ok(status) => {
                             rollout::on_rollout(&mut self.records[i], &settings, status, now)
@@ -438,10 +509,20 @@ where
                 }
             }
             Next::Evaluate { baseline, bake } => {
-                let evaluation = self
-                    .evaluate(&self.records[i].change.workload.clone(), baseline, bake)
-                    .await;
+                let policy = self.settings.guard.clone();
+                let workload = self.records[i].change.workload.clone();
+                let evaluation = self.evaluate(&workload, &policy, baseline, bake).await;
                 rollout::on_evaluation(&mut self.records[i], &settings, evaluation, now);
+            }
+            Next::Watch { baseline, window } => {
+                let workload = self.records[i].change.workload.clone();
+                let evaluation = self.watch(&workload, baseline, window, &settings).await;
+                rollout::on_watch(&mut self.records[i], window, evaluation, now);
+                if self.records[i].phase == Phase::Confirmed {
+                    // Still confirmed: persist the watch mark, nothing to announce.
+                    self.persist(i).await;
+                    return;
+                }
             }
             Next::Revert => {
                 let patch = self.records[i].revert_patch();
@@ -582,5 +663,18 @@ pub fn describe(change: &Change) -> String {
         change.reason,
         change.savings_per_month_usd,
         parts.join("; ")
+    )
+}
+
+/// Requests and limits in one short phrase: `cpu 500m/1, memory 1Gi/1Gi`.
+pub fn describe_resources(r: &crate::domain::Resources) -> String {
+    let cpu = |m: Option<crate::units::MilliCores>| m.map_or("-".to_string(), |m| m.to_string());
+    let mem = |b: Option<crate::units::Bytes>| b.map_or("-".to_string(), |b| b.to_string());
+    format!(
+        "cpu {}/{}, memory {}/{}",
+        cpu(r.cpu_request),
+        cpu(r.cpu_limit),
+        mem(r.memory_request),
+        mem(r.memory_limit)
     )
 }

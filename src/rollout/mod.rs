@@ -14,7 +14,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::guard::{Evaluation, Verdict};
+use crate::guard::{Evaluation, GuardPolicy, Signal, Verdict};
 use crate::plan::Change;
 use crate::ports::{ContainerPatch, ResourcePatch, RolloutStatus};
 
@@ -57,6 +57,49 @@ pub struct RolloutSettings {
     pub no_data_grace_s: i64,
     /// How long a reverted workload is left alone.
     pub hold_after_revert_s: i64,
+    /// Add the bake's hours of the previous day to the SLI baseline.
+    #[serde(default = "yes")]
+    pub seasonal_baseline: bool,
+    /// After the rollout, minutes of warm-up (JIT, caches, JVM heap) left
+    /// out of the bake: every rollout costs them, whatever the resources.
+    #[serde(default = "default_warmup")]
+    pub warmup_s: i64,
+    /// While pods roll, only a clear breach reverts: the guard's latency
+    /// tolerance and error budget times this factor.
+    #[serde(default = "default_early_abort_factor")]
+    pub early_abort_factor: f64,
+    /// After a confirm, keep comparing each hour with the same hour of the
+    /// day before the change for this long: load grows and neighbours get
+    /// packed tighter after a bake, and a regression may only show then.
+    #[serde(default = "default_watch")]
+    pub watch_s: i64,
+    /// Hours compared in the watch must carry requests within this share of
+    /// each other; otherwise the hour is inconclusive (a Monday is not a Sunday).
+    #[serde(default = "default_comparable_load")]
+    pub comparable_load: f64,
+}
+
+fn default_watch() -> i64 {
+    86_400
+}
+
+fn default_comparable_load() -> f64 {
+    0.2
+}
+
+/// Length of one watch comparison.
+pub const WATCH_WINDOW_S: i64 = 3600;
+
+fn default_warmup() -> i64 {
+    5 * 60
+}
+
+fn default_early_abort_factor() -> f64 {
+    5.0
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Default for RolloutSettings {
@@ -67,6 +110,11 @@ impl Default for RolloutSettings {
             baseline_s: 60 * 60,
             no_data_grace_s: 15 * 60,
             hold_after_revert_s: 7 * 86_400,
+            seasonal_baseline: true,
+            warmup_s: default_warmup(),
+            early_abort_factor: default_early_abort_factor(),
+            watch_s: default_watch(),
+            comparable_load: default_comparable_load(),
         }
     }
 }
@@ -97,6 +145,9 @@ pub struct RolloutRecord {
     pub regression_seen_at: Option<i64>,
     pub reverted_at: Option<i64>,
     pub held_until: Option<i64>,
+    /// End of the last hour the post-confirm watch compared.
+    #[serde(default)]
+    pub watched_until: Option<i64>,
 }
 
 impl RolloutRecord {
@@ -113,6 +164,7 @@ impl RolloutRecord {
             regression_seen_at: None,
             reverted_at: None,
             held_until: None,
+            watched_until: None,
         }
     }
 
@@ -175,6 +227,12 @@ pub enum Next {
     },
     /// Apply the revert patch, then call [`on_reverted`].
     Revert,
+    /// Compare `window` with `baseline` (the same hour on the day before the
+    /// change), then call [`on_watch`].
+    Watch {
+        baseline: (i64, i64),
+        window: (i64, i64),
+    },
 }
 
 /// What to do for a record in its current phase at `now`.
@@ -190,14 +248,33 @@ pub fn next(record: &RolloutRecord, settings: &RolloutSettings, now: i64) -> Nex
         }
         Phase::Baking => {
             let applied = record.applied_at.unwrap_or(record.planned_at);
-            let since = record.baking_since.unwrap_or(now);
+            let from = record.baking_since.unwrap_or(now) + settings.warmup_s;
+            if now <= from {
+                return Next::Wait; // still warming up
+            }
             Next::Evaluate {
                 baseline: (applied - settings.baseline_s, applied),
-                bake: (since, now),
+                bake: (from, now),
             }
         }
         Phase::Reverting => Next::Revert,
-        Phase::Confirmed | Phase::Reverted | Phase::Abandoned => Next::Wait,
+        Phase::Confirmed => {
+            let confirmed = record.updated_at;
+            let applied = record.applied_at.unwrap_or(record.planned_at);
+            let from = record.watched_until.unwrap_or(confirmed);
+            let to = from + WATCH_WINDOW_S;
+            if to > now || to > confirmed + settings.watch_s {
+                return Next::Wait;
+            }
+            // Whole days back so that the window lies before the change.
+            let days = (to - applied + 86_399) / 86_400;
+            let shift = days.max(1) * 86_400;
+            Next::Watch {
+                baseline: (from - shift, to - shift),
+                window: (from, to),
+            }
+        }
+        Phase::Reverted | Phase::Abandoned => Next::Wait,
     }
 }
 
@@ -270,10 +347,59 @@ pub fn on_rollout(
     }
 }
 
-/// While pods roll, a clear breach already reverts (DESIGN §1: abort early);
-/// anything else waits for the rollout to finish.
-pub fn on_early_evaluation(record: &mut RolloutRecord, evaluation: Evaluation, now: i64) {
-    if evaluation.verdict == Verdict::Breach {
+/// Whether a breach seen while pods roll is clear enough to revert before
+/// the bake: a resource signal breached (OOM kills, restarts, throttling,
+/// readiness); or an SLI breached while throttling rose (the new limits
+/// bind); or an SLI breached by `early_abort_factor` times its tolerance.
+/// Anything else may be the warm-up every rollout costs, and waits for the
+/// bake.
+pub fn clear_breach(
+    evaluation: &Evaluation,
+    policy: &GuardPolicy,
+    settings: &RolloutSettings,
+) -> bool {
+    if evaluation.verdict != Verdict::Breach {
+        return false;
+    }
+    let resource = |s: Signal| {
+        matches!(
+            s,
+            Signal::OomKills | Signal::Restarts | Signal::Throttling | Signal::Readiness
+        )
+    };
+    if evaluation.breaches().any(|f| resource(f.signal)) {
+        return true;
+    }
+    let throttling_rose = evaluation
+        .findings
+        .iter()
+        .any(|f| f.signal == Signal::Throttling && f.observed - f.baseline >= THROTTLING_RISE_SEEN);
+    if throttling_rose {
+        return true;
+    }
+    let factor = settings.early_abort_factor;
+    evaluation.breaches().any(|f| match f.signal {
+        Signal::ErrorRatio => f.observed - f.baseline > policy.error_ratio_budget * factor,
+        Signal::LatencyP95 | Signal::LatencyP99 => {
+            f.observed > f.baseline * (1.0 + policy.latency_tolerance * factor)
+        }
+        _ => false,
+    })
+}
+
+/// A rise of the throttled share of CFS periods that shows limits now bind.
+const THROTTLING_RISE_SEEN: f64 = 0.01;
+
+/// While pods roll, a clear breach (see [`clear_breach`]) already reverts
+/// (DESIGN §1: abort early); anything else waits for the bake.
+pub fn on_early_evaluation(
+    record: &mut RolloutRecord,
+    evaluation: Evaluation,
+    policy: &GuardPolicy,
+    settings: &RolloutSettings,
+    now: i64,
+) {
+    if clear_breach(&evaluation, policy, settings) {
         let summary = evaluation.summary();
         record.verdict = Some(VerdictRecord {
             at: now,
@@ -297,7 +423,7 @@ pub fn on_evaluation(
     now: i64,
 ) {
     let since = record.baking_since.unwrap_or(now);
-    let deadline = since + settings.bake_s;
+    let deadline = since + settings.warmup_s + settings.bake_s;
     let verdict = evaluation.verdict;
     let summary = evaluation.summary();
     match verdict {
@@ -343,7 +469,7 @@ pub fn on_evaluation(
 /// reverted (DESIGN §6): the agent cannot vouch for a window it did not watch.
 pub fn recover_baking(record: &mut RolloutRecord, settings: &RolloutSettings, now: i64) {
     let since = record.baking_since.unwrap_or(now);
-    if now > since + settings.bake_s + settings.no_data_grace_s {
+    if now > since + settings.warmup_s + settings.bake_s + settings.no_data_grace_s {
         start_revert(
             record,
             "the agent was down past the end of the bake window; the change was never verified"
@@ -351,6 +477,43 @@ pub fn recover_baking(record: &mut RolloutRecord, settings: &RolloutSettings, no
             now,
         );
     }
+}
+
+/// After a watch comparison: a breach reverts a confirmed change.
+pub fn on_watch(
+    record: &mut RolloutRecord,
+    window: (i64, i64),
+    evaluation: Option<Evaluation>,
+    now: i64,
+) {
+    record.watched_until = Some(window.1);
+    if let Some(evaluation) = evaluation
+        && evaluation.verdict == Verdict::Breach
+    {
+        let summary = evaluation.summary();
+        record.verdict = Some(VerdictRecord {
+            at: now,
+            verdict: Verdict::Breach,
+            summary: summary.clone(),
+            evaluation,
+        });
+        start_revert(
+            record,
+            format!("SLO regression after confirmation: {summary}"),
+            now,
+        );
+    }
+}
+
+/// Whether two windows carried comparable load (request volumes within
+/// `tolerance` of each other).
+pub fn comparable(baseline_requests: f64, window_requests: f64, tolerance: f64) -> bool {
+    let (lo, hi) = if baseline_requests <= window_requests {
+        (baseline_requests, window_requests)
+    } else {
+        (window_requests, baseline_requests)
+    };
+    hi > 0.0 && lo >= hi * (1.0 - tolerance)
 }
 
 /// After trying the revert patch.

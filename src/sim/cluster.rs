@@ -28,9 +28,47 @@ use crate::rollout::RolloutRecord;
 use crate::sim::models::{Demand, Given, ModelSpec, respond};
 use crate::units::{Bytes, MilliCores};
 
-/// How long SLI and resource samples are kept per workload (baseline + bake
-/// + grace fit easily).
-const KEEP_S: i64 = 6 * 3600;
+/// How long SLI and resource samples are kept per workload: baselines reach
+/// back to the same hours of the day before a change, and changes are
+/// watched for a day after they are confirmed.
+const KEEP_S: i64 = 50 * 3600;
+
+/// One minute of a workload's signals, as the metrics backend would keep them.
+#[derive(Clone, Copy, Debug)]
+struct MinuteRecord {
+    t: i64,
+    requests: f32,
+    errors: f32,
+    /// NaN when no pod served.
+    p95: f32,
+    p99: f32,
+    throttled: f32,
+    ready: f32,
+    ooms: u16,
+}
+
+impl MinuteRecord {
+    fn sli(&self) -> SliSample {
+        let latency = |v: f32| (!v.is_nan()).then_some(v as f64);
+        SliSample {
+            t: self.t,
+            requests: self.requests as f64,
+            errors: self.errors as f64,
+            latency_p95_s: latency(self.p95),
+            latency_p99_s: latency(self.p99),
+        }
+    }
+
+    fn resources(&self) -> ResourceSample {
+        ResourceSample {
+            t: self.t,
+            oom_kills: self.ooms as u32,
+            restarts: self.ooms as u32,
+            throttled_ratio: Some(self.throttled as f64),
+            ready_ratio: Some(self.ready as f64),
+        }
+    }
+}
 /// CPU samples are 5-minute averages and memory samples hourly peaks, as the
 /// Prometheus adapter reads them.
 const CPU_STEP_S: i64 = 300;
@@ -88,8 +126,8 @@ pub struct SimWorkload {
     pub gitops: bool,
     pods: Vec<SimPod>,
     estimator: UsageEstimator,
-    sli: VecDeque<SliSample>,
-    resources_seen: VecDeque<ResourceSample>,
+    /// Per-minute signals, compact: SLIs and resource signals together.
+    minutes: VecDeque<MinuteRecord>,
     oom_at: Vec<i64>,
     throttled_recent: f64,
     pub surge: f64,
@@ -124,8 +162,7 @@ impl SimWorkload {
             gitops: false,
             pods,
             estimator: UsageEstimator::new(window),
-            sli: VecDeque::new(),
-            resources_seen: VecDeque::new(),
+            minutes: VecDeque::new(),
             oom_at: Vec::new(),
             throttled_recent: 0.0,
             surge: 1.0,
@@ -155,13 +192,8 @@ impl SimPod {
     }
 }
 
-fn given(r: &Resources) -> Given {
-    Given {
-        cpu_request_cores: r.cpu_request.map(MilliCores::cores),
-        cpu_limit_cores: r.cpu_limit.map(MilliCores::cores),
-        memory_limit_bytes: r.memory_limit.map(Bytes::as_f64),
-        node_contention: 0.0,
-    }
+fn given(r: &Resources, node_contention: f64) -> Given {
+    Given::from_resources(r, node_contention)
 }
 
 fn scaled(mut d: Demand, factor: f64) -> Demand {
@@ -189,6 +221,10 @@ pub struct World {
     pub policy: Policy,
     pub pricing: PricingConfig,
     pub node: NodeCapacity,
+    /// How busy the nodes are (0 idle, 1 full): CPU used last minute over
+    /// the CPU of the nodes the current requests need. Right-sizing packs
+    /// pods onto fewer nodes, so demand above a request competes more.
+    pub contention: f64,
     /// Every patch that reached the cluster: (change id, values set).
     pub patches: Vec<(String, Resources)>,
 }
@@ -200,9 +236,27 @@ impl World {
         let now = self.now;
         let metrics_up = !self.metrics_down;
         let window = self.window;
+        let mut used = 0.0;
+        let (mut cpu_requested, mut memory_requested) = (0u64, 0u64);
         for w in &mut self.workloads {
-            step_workload(w, now, self.agent_start, metrics_up, &window, self.end);
+            used += step_workload(
+                w,
+                now,
+                self.agent_start,
+                metrics_up,
+                &window,
+                self.end,
+                self.contention,
+            );
+            cpu_requested += w.spec.cpu_request.map_or(0, |m| m.0) * w.replicas as u64;
+            memory_requested += w.spec.memory_request.map_or(0, |b| b.0) * w.replicas as u64;
         }
+        // Nodes the requests need, by volume (bin packing only adds to this).
+        let nodes = cpu_requested
+            .div_ceil(self.node.cpu.0.max(1))
+            .max(memory_requested.div_ceil(self.node.memory.0.max(1)))
+            .max(1);
+        self.contention = (used / (nodes as f64 * self.node.cpu.cores())).clamp(0.0, 1.0);
     }
 
     fn find(&self, workload: &WorkloadRef) -> Option<usize> {
@@ -309,7 +363,8 @@ fn step_workload(
     metrics_up: bool,
     window: &Window,
     end: i64,
-) {
+    contention: f64,
+) -> f64 {
     let agent_phase = now > agent_start;
     // Autoscaling on last minute's utilization (no stabilization window: the
     // simulator's HPA reacts at once, the harshest case for the agent).
@@ -341,7 +396,7 @@ fn step_workload(
     let mut ooms = 0u32;
     let mut cpu_used = 0.0;
     let mut cpu_requested = 0.0;
-    let original = given(&w.original);
+    let original = given(&w.original, contention);
     for (i, pod) in w.pods.iter_mut().enumerate() {
         let age = now - pod.started_at;
         let demand = scaled(
@@ -359,7 +414,7 @@ fn step_workload(
             errors += minute_requests;
             continue;
         }
-        let response = respond(response_model, &demand, &given(&pod.resources));
+        let response = respond(response_model, &demand, &given(&pod.resources, contention));
         if response.oom_killed {
             ooms += 1;
             errors += minute_requests;
@@ -441,25 +496,18 @@ fn step_workload(
         w.outcome.throttled_minutes += 1;
     }
     if metrics_up {
-        w.sli.push_back(SliSample {
+        w.minutes.push_back(MinuteRecord {
             t: now,
-            requests,
-            errors,
-            latency_p95_s: (up > 0).then_some(p95),
-            latency_p99_s: (up > 0).then_some(p99),
+            requests: requests as f32,
+            errors: errors as f32,
+            p95: if up > 0 { p95 as f32 } else { f32::NAN },
+            p99: if up > 0 { p99 as f32 } else { f32::NAN },
+            throttled: throttled_ratio as f32,
+            ready: up as f32 / replicas as f32,
+            ooms: ooms.min(u16::MAX as u32) as u16,
         });
-        w.resources_seen.push_back(ResourceSample {
-            t: now,
-            oom_kills: ooms,
-            restarts: ooms,
-            throttled_ratio: Some(throttled_ratio),
-            ready_ratio: Some(up as f64 / replicas as f64),
-        });
-        while w.sli.front().is_some_and(|s| now - s.t > KEEP_S) {
-            w.sli.pop_front();
-        }
-        while w.resources_seen.front().is_some_and(|s| now - s.t > KEEP_S) {
-            w.resources_seen.pop_front();
+        while w.minutes.front().is_some_and(|s| now - s.t > KEEP_S) {
+            w.minutes.pop_front();
         }
     }
     // Worse than the original resources would have been, this minute?
@@ -481,6 +529,17 @@ fn step_workload(
             w.outcome.final_day_violation_minutes += 1;
         }
     }
+    cpu_used
+}
+
+/// The records with `from < t <= to` (records are in time order).
+fn minutes_in(
+    minutes: &VecDeque<MinuteRecord>,
+    from: i64,
+    to: i64,
+) -> impl Iterator<Item = &MinuteRecord> {
+    let start = minutes.partition_point(|m| m.t <= from);
+    minutes.range(start..).take_while(move |m| m.t <= to)
 }
 
 /// A handle on the world that implements every port.
@@ -606,11 +665,8 @@ impl SloSource for SimHandle {
             .find(workload)
             .ok_or_else(|| PortError::NotFound(workload.to_string()))?;
         Ok(Some(
-            world.workloads[i]
-                .sli
-                .iter()
-                .filter(|s| s.t > from && s.t <= to)
-                .cloned()
+            minutes_in(&world.workloads[i].minutes, from, to)
+                .map(MinuteRecord::sli)
                 .collect(),
         ))
     }
@@ -628,11 +684,8 @@ impl SloSource for SimHandle {
         let i = world
             .find(workload)
             .ok_or_else(|| PortError::NotFound(workload.to_string()))?;
-        Ok(world.workloads[i]
-            .resources_seen
-            .iter()
-            .filter(|s| s.t > from && s.t <= to)
-            .cloned()
+        Ok(minutes_in(&world.workloads[i].minutes, from, to)
+            .map(MinuteRecord::resources)
             .collect())
     }
 }

@@ -65,6 +65,8 @@ pub struct SimReport {
     pub false_reverts: u64,
     /// Workloads still doing worse than on their original resources on the last day.
     pub unreverted_regressions: u64,
+    /// Those workloads, with their violation minutes on the last day.
+    pub regressed_workloads: Vec<String>,
     pub leaks_detected: u64,
     /// Changes confirmed while metrics were down.
     pub confirms_during_gap: u64,
@@ -201,6 +203,7 @@ pub fn build_world(
             cpu: scenario.node.cpu,
             memory: scenario.node.memory,
         },
+        contention: 0.0,
         patches: Vec::new(),
     })
 }
@@ -449,6 +452,13 @@ fn measure(
         report.agent_slo_violation_minutes += w.outcome.agent_violation_minutes;
         if w.outcome.final_day_violation_minutes > 0 {
             report.unreverted_regressions += 1;
+            report.regressed_workloads.push(format!(
+                "{} ({} minutes on the last day; {} → {})",
+                w.workload,
+                w.outcome.final_day_violation_minutes,
+                crate::agent::describe_resources(&w.original),
+                crate::agent::describe_resources(&w.spec)
+            ));
         }
     }
     report.oom_kills = world.workloads.iter().map(|w| w.outcome.oom_episodes).sum();
@@ -589,6 +599,28 @@ pub fn check(scenario: &Scenario, report: &SimReport) -> Vec<String> {
     }
     for t in &report.touched_untouchables {
         failures.push(format!("must stay untouched: {t}"));
+    }
+    // Invariants every scenario must keep, written or not.
+    if report.duplicate_patches > 0 {
+        failures.push(format!(
+            "{} patches reached the cluster twice",
+            report.duplicate_patches
+        ));
+    }
+    let max_in_flight = scenario.agent.guardrails.max_in_flight as u64;
+    if report.max_in_flight > max_in_flight {
+        failures.push(format!(
+            "{} changes were in flight at once, guardrails.max_in_flight is {max_in_flight}",
+            report.max_in_flight
+        ));
+    }
+    let observes = scenario.agent.guardrails.mode == crate::plan::Mode::Observe
+        && scenario
+            .fleet
+            .iter()
+            .all(|f| f.mode.is_none_or(|m| m == crate::plan::Mode::Observe));
+    if observes && report.applied > 0 {
+        failures.push(format!("observe mode applied {} changes", report.applied));
     }
     failures
 }

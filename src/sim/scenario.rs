@@ -105,6 +105,11 @@ pub struct RolloutSettingsYaml {
     pub baseline_minutes: i64,
     pub no_data_grace_minutes: i64,
     pub hold_after_revert_hours: i64,
+    pub seasonal_baseline: bool,
+    pub warmup_minutes: i64,
+    pub early_abort_factor: f64,
+    pub watch_hours: i64,
+    pub comparable_load: f64,
 }
 
 impl Default for RolloutSettingsYaml {
@@ -116,6 +121,11 @@ impl Default for RolloutSettingsYaml {
             baseline_minutes: d.baseline_s / 60,
             no_data_grace_minutes: d.no_data_grace_s / 60,
             hold_after_revert_hours: d.hold_after_revert_s / 3600,
+            seasonal_baseline: d.seasonal_baseline,
+            warmup_minutes: d.warmup_s / 60,
+            early_abort_factor: d.early_abort_factor,
+            watch_hours: d.watch_s / 3600,
+            comparable_load: d.comparable_load,
         }
     }
 }
@@ -128,6 +138,11 @@ impl RolloutSettingsYaml {
             baseline_s: self.baseline_minutes * 60,
             no_data_grace_s: self.no_data_grace_minutes * 60,
             hold_after_revert_s: self.hold_after_revert_hours * 3600,
+            seasonal_baseline: self.seasonal_baseline,
+            warmup_s: self.warmup_minutes * 60,
+            early_abort_factor: self.early_abort_factor,
+            watch_s: self.watch_hours * 3600,
+            comparable_load: self.comparable_load,
         }
     }
 }
