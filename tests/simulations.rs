@@ -127,3 +127,30 @@ fn restarting_the_agent_at_every_minute_loses_nothing() {
         "restarts changed the outcome:\n{report:#?}\nvs\n{calm:#?}"
     );
 }
+
+#[test]
+fn the_demo_saves_money_with_no_unreverted_regression() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tailor"))
+        .args(["demo", "--format", "json"])
+        .output()
+        .expect("run tailor demo");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let report = &doc["report"];
+    let before = report["before"]["requests_usd_per_month"].as_f64().expect("before");
+    let after = report["after"]["requests_usd_per_month"].as_f64().expect("after");
+    assert!(after < before * 0.8, "savings: {before} → {after}");
+    assert_eq!(report["unreverted_regressions"], 0);
+    assert_eq!(doc["expectations_failed"].as_array().map(Vec::len), Some(0));
+}
+
+#[test]
+fn a_bad_scenario_names_the_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("bad.yaml");
+    std::fs::write(&path, "name: x\nhistory: 1d\nduration: 1d\nfleet:\n  - { model: diurnal-web, namespace: a, cuont: 2 }\n")
+        .expect("write");
+    let err = tailor::sim::scenario::Scenario::load(&path).expect_err("unknown key");
+    let text = err.to_string();
+    assert!(text.contains("fleet[0]") && text.contains("cuont"), "{text}");
+}
