@@ -32,12 +32,15 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("simulate");
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(60));
-    group.bench_function(format!("{workloads} workloads, 28 days, agent active"), |b| {
-        b.iter(|| {
-            let report = run(&scenario, &models, scenario.seed, &|_, _| {}).expect("runs");
-            black_box(report)
-        })
-    });
+    group.bench_function(
+        format!("{workloads} workloads, 28 days, agent active"),
+        |b| {
+            b.iter(|| {
+                let report = run(&scenario, &models, scenario.seed, &|_, _| {}).expect("runs");
+                black_box(report)
+            })
+        },
+    );
     group.finish();
 }
 

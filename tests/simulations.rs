@@ -62,11 +62,9 @@ fn every_scenario_file_has_a_test() {
     let mut names: Vec<String> = std::fs::read_dir(scenarios())
         .expect("simulations/")
         .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            e.path()
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-        })
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
         .collect();
     names.sort();
     let source = include_str!("simulations.rs");
@@ -134,11 +132,19 @@ fn the_demo_saves_money_with_no_unreverted_regression() {
         .args(["demo", "--format", "json"])
         .output()
         .expect("run tailor demo");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let doc: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
     let report = &doc["report"];
-    let before = report["before"]["requests_usd_per_month"].as_f64().expect("before");
-    let after = report["after"]["requests_usd_per_month"].as_f64().expect("after");
+    let before = report["before"]["requests_usd_per_month"]
+        .as_f64()
+        .expect("before");
+    let after = report["after"]["requests_usd_per_month"]
+        .as_f64()
+        .expect("after");
     assert!(after < before * 0.8, "savings: {before} → {after}");
     assert_eq!(report["unreverted_regressions"], 0);
     assert_eq!(doc["expectations_failed"].as_array().map(Vec::len), Some(0));
@@ -152,5 +158,8 @@ fn a_bad_scenario_names_the_key() {
         .expect("write");
     let err = tailor::sim::scenario::Scenario::load(&path).expect_err("unknown key");
     let text = err.to_string();
-    assert!(text.contains("fleet[0]") && text.contains("cuont"), "{text}");
+    assert!(
+        text.contains("fleet[0]") && text.contains("cuont"),
+        "{text}"
+    );
 }
