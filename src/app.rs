@@ -230,6 +230,25 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// A progress bar on stderr, only when it is a terminal and `wanted`.
+fn progress_bar(wanted: bool, template: &str) -> Option<indicatif::ProgressBar> {
+    (wanted && std::io::stderr().is_terminal()).then(|| {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(template)
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    })
+}
+
+fn advance(bar: &Option<indicatif::ProgressBar>, done: u64, total: u64) {
+    if let Some(bar) = bar {
+        bar.set_length(total);
+        bar.set_position(done);
+    }
+}
+
 /// Runs a scenario with a progress bar; exit 1 when expectations fail.
 fn simulate(
     scenario: &crate::sim::scenario::Scenario,
@@ -237,22 +256,8 @@ fn simulate(
     seed: Option<u64>,
     format: &str,
 ) -> anyhow::Result<ExitCode> {
-    let bar = std::io::stderr().is_terminal().then(|| {
-        let bar = indicatif::ProgressBar::new(0);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{spinner} simulating {bar:30} {percent}% {elapsed}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        bar
-    });
-    let progress = |done: u64, total: u64| {
-        if let Some(bar) = &bar {
-            bar.set_length(total);
-            bar.set_position(done);
-        }
-    };
+    let bar = progress_bar(true, "{spinner} simulating {bar:30} {percent}% {elapsed}");
+    let progress = |done: u64, total: u64| advance(&bar, done, total);
     let seed = seed.unwrap_or(scenario.seed);
     let report = crate::sim::run::run(scenario, models, seed, &progress)?;
     if let Some(bar) = &bar {
@@ -321,22 +326,11 @@ async fn recommend(args: RecommendArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(2));
     }
     let at = args.at.unwrap_or_else(Utc::now);
-    let bar = (!args.no_progress && std::io::stderr().is_terminal()).then(|| {
-        let bar = indicatif::ProgressBar::new(0);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{spinner} reading usage {bar:30} {pos}/{len} queries {elapsed}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        bar
-    });
-    let progress = |done: u64, total: u64| {
-        if let Some(bar) = &bar {
-            bar.set_length(total);
-            bar.set_position(done);
-        }
-    };
+    let bar = progress_bar(
+        !args.no_progress,
+        "{spinner} reading usage {bar:30} {pos}/{len} queries {elapsed}",
+    );
+    let progress = |done: u64, total: u64| advance(&bar, done, total);
     let outcome = scan::scan(&config, at.timestamp(), &progress).await?;
     if let Some(bar) = &bar {
         bar.finish_and_clear();

@@ -283,6 +283,19 @@ fn transition(record: &mut RolloutRecord, phase: Phase, now: i64) {
     record.updated_at = now;
 }
 
+/// Records the evaluation as the verdict and starts a revert citing it.
+fn revert_on(record: &mut RolloutRecord, evaluation: Evaluation, context: &str, now: i64) {
+    let summary = evaluation.summary();
+    let verdict = evaluation.verdict;
+    record.verdict = Some(VerdictRecord {
+        at: now,
+        verdict,
+        summary: summary.clone(),
+        evaluation,
+    });
+    start_revert(record, format!("{context}: {summary}"), now);
+}
+
 /// Starts a revert for `reason`.
 pub fn start_revert(record: &mut RolloutRecord, reason: String, now: i64) {
     record.reason = Some(reason);
@@ -400,18 +413,7 @@ pub fn on_early_evaluation(
     now: i64,
 ) {
     if clear_breach(&evaluation, policy, settings) {
-        let summary = evaluation.summary();
-        record.verdict = Some(VerdictRecord {
-            at: now,
-            verdict: Verdict::Breach,
-            summary: summary.clone(),
-            evaluation,
-        });
-        start_revert(
-            record,
-            format!("SLO regression during the rollout: {summary}"),
-            now,
-        );
+        revert_on(record, evaluation, "SLO regression during the rollout", now);
     }
 }
 
@@ -427,15 +429,7 @@ pub fn on_evaluation(
     let verdict = evaluation.verdict;
     let summary = evaluation.summary();
     match verdict {
-        Verdict::Breach => {
-            record.verdict = Some(VerdictRecord {
-                at: now,
-                verdict,
-                summary: summary.clone(),
-                evaluation,
-            });
-            start_revert(record, format!("SLO regression: {summary}"), now);
-        }
+        Verdict::Breach => revert_on(record, evaluation, "SLO regression", now),
         Verdict::NoData if now >= deadline + settings.no_data_grace_s => {
             record.verdict = Some(VerdictRecord {
                 at: now,
@@ -490,18 +484,7 @@ pub fn on_watch(
     if let Some(evaluation) = evaluation
         && evaluation.verdict == Verdict::Breach
     {
-        let summary = evaluation.summary();
-        record.verdict = Some(VerdictRecord {
-            at: now,
-            verdict: Verdict::Breach,
-            summary: summary.clone(),
-            evaluation,
-        });
-        start_revert(
-            record,
-            format!("SLO regression after confirmation: {summary}"),
-            now,
-        );
+        revert_on(record, evaluation, "SLO regression after confirmation", now);
     }
 }
 
@@ -536,5 +519,294 @@ pub fn on_reverted(
             record.held_until = Some(now + settings.hold_after_revert_s);
             transition(record, Phase::Abandoned, now);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Resources, WorkloadKind, WorkloadRef};
+    use crate::guard::Finding;
+    use crate::plan::{ChangeReason, ContainerChange};
+    use crate::units::MilliCores;
+
+    const T0: i64 = 1_000_000;
+
+    fn record() -> RolloutRecord {
+        let from = Resources {
+            cpu_request: Some(MilliCores(1000)),
+            ..Resources::default()
+        };
+        let to = Resources {
+            cpu_request: Some(MilliCores(750)),
+            ..Resources::default()
+        };
+        RolloutRecord::new(
+            Change {
+                id: "c1".into(),
+                fingerprint: "f1".into(),
+                workload: WorkloadRef {
+                    namespace: "shop".into(),
+                    kind: WorkloadKind::Deployment,
+                    name: "web".into(),
+                },
+                containers: vec![ContainerChange {
+                    container: "app".into(),
+                    from,
+                    to,
+                }],
+                reason: ChangeReason::Savings,
+                savings_per_month_usd: 10.0,
+                fast_path: false,
+            },
+            T0,
+        )
+    }
+
+    fn evaluation(verdict: Verdict, findings: Vec<Finding>) -> Evaluation {
+        Evaluation {
+            verdict,
+            findings,
+            skipped: Vec::new(),
+            ignored_samples: 0,
+        }
+    }
+
+    fn finding(signal: Signal, baseline: f64, observed: f64, breach: bool) -> Finding {
+        Finding {
+            signal,
+            baseline,
+            observed,
+            threshold: baseline * 1.1,
+            p_value: Some(0.001),
+            breach,
+            message: format!("{signal} {baseline} → {observed}"),
+        }
+    }
+
+    fn status(updated: u32, available: u32) -> RolloutStatus {
+        RolloutStatus {
+            replicas: 3,
+            updated,
+            available,
+            failed: false,
+        }
+    }
+
+    #[test]
+    fn the_happy_path_confirms_after_warm_up_and_bake() {
+        let s = RolloutSettings::default();
+        let mut r = record();
+        assert_eq!(next(&r, &s, T0), Next::Apply);
+        on_applied(&mut r, Ok(()), T0 + 60);
+        assert_eq!(r.phase, Phase::RollingOut);
+        on_rollout(&mut r, &s, status(2, 1), T0 + 120);
+        assert_eq!(r.phase, Phase::RollingOut);
+        on_rollout(&mut r, &s, status(3, 3), T0 + 240);
+        assert_eq!(r.phase, Phase::Baking);
+        // Warm-up: nothing is evaluated yet.
+        assert_eq!(next(&r, &s, T0 + 240 + s.warmup_s), Next::Wait);
+        let at = T0 + 240 + s.warmup_s + 60;
+        assert_eq!(
+            next(&r, &s, at),
+            Next::Evaluate {
+                baseline: (T0 + 60 - s.baseline_s, T0 + 60),
+                bake: (T0 + 240 + s.warmup_s, at),
+            }
+        );
+        on_evaluation(&mut r, &s, evaluation(Verdict::Healthy, vec![]), at);
+        assert_eq!(
+            r.phase,
+            Phase::Baking,
+            "healthy before the deadline keeps baking"
+        );
+        let deadline = T0 + 240 + s.warmup_s + s.bake_s;
+        on_evaluation(&mut r, &s, evaluation(Verdict::Healthy, vec![]), deadline);
+        assert_eq!(r.phase, Phase::Confirmed);
+        assert!(r.verdict.is_some());
+    }
+
+    #[test]
+    fn a_breach_reverts_and_holds() {
+        let s = RolloutSettings::default();
+        let mut r = record();
+        on_applied(&mut r, Ok(()), T0);
+        on_rollout(&mut r, &s, status(3, 3), T0 + 180);
+        let breach = evaluation(
+            Verdict::Breach,
+            vec![finding(Signal::LatencyP99, 0.1, 0.2, true)],
+        );
+        on_evaluation(&mut r, &s, breach, T0 + 900);
+        assert_eq!(r.phase, Phase::Reverting);
+        assert!(
+            r.reason
+                .as_deref()
+                .is_some_and(|x| x.starts_with("SLO regression"))
+        );
+        assert_eq!(next(&r, &s, T0 + 900), Next::Revert);
+        assert_eq!(
+            r.revert_patch().containers[0].set,
+            r.change.containers[0].from
+        );
+        on_reverted(&mut r, &s, Ok(()), T0 + 960);
+        assert_eq!(r.phase, Phase::Reverted);
+        assert_eq!(r.held_until, Some(T0 + 960 + s.hold_after_revert_s));
+    }
+
+    #[test]
+    fn missing_data_extends_then_reverts_never_confirms() {
+        let s = RolloutSettings::default();
+        let mut r = record();
+        on_applied(&mut r, Ok(()), T0);
+        on_rollout(&mut r, &s, status(3, 3), T0);
+        let deadline = T0 + s.warmup_s + s.bake_s;
+        on_evaluation(&mut r, &s, evaluation(Verdict::NoData, vec![]), deadline);
+        assert_eq!(r.phase, Phase::Baking, "extended past the deadline");
+        on_evaluation(
+            &mut r,
+            &s,
+            evaluation(Verdict::NoData, vec![]),
+            deadline + s.no_data_grace_s,
+        );
+        assert_eq!(r.phase, Phase::Reverting);
+    }
+
+    #[test]
+    fn stuck_rollouts_and_conflicts() {
+        let s = RolloutSettings::default();
+        let mut r = record();
+        on_applied(&mut r, Ok(()), T0);
+        on_rollout(&mut r, &s, status(1, 0), T0 + s.rollout_timeout_s + 1);
+        assert_eq!(r.phase, Phase::Reverting);
+        assert!(
+            r.reason
+                .as_deref()
+                .is_some_and(|x| x.contains("did not complete"))
+        );
+
+        let mut r = record();
+        on_applied(&mut r, Err("conflict: resources changed".into()), T0);
+        assert_eq!(r.phase, Phase::Abandoned);
+
+        let mut r = record();
+        on_applied(&mut r, Ok(()), T0);
+        start_revert(&mut r, "test".into(), T0 + 60);
+        on_reverted(&mut r, &s, Err("conflict".into()), T0 + 120);
+        assert_eq!(
+            r.phase,
+            Phase::Abandoned,
+            "someone else's later change wins"
+        );
+    }
+
+    #[test]
+    fn recovery_after_a_crash() {
+        let s = RolloutSettings::default();
+        for (spec, phase) in [
+            (SpecState::Before, Phase::Planned),
+            (SpecState::After, Phase::RollingOut),
+            (SpecState::Other, Phase::Abandoned),
+        ] {
+            let mut r = record();
+            recover_planned(&mut r, spec, T0 + 60);
+            assert_eq!(r.phase, phase, "{spec:?}");
+        }
+        let mut r = record();
+        on_applied(&mut r, Ok(()), T0);
+        on_rollout(&mut r, &s, status(3, 3), T0);
+        recover_baking(&mut r, &s, T0 + 60);
+        assert_eq!(r.phase, Phase::Baking, "still inside the bake window");
+        recover_baking(
+            &mut r,
+            &s,
+            T0 + s.warmup_s + s.bake_s + s.no_data_grace_s + 1,
+        );
+        assert_eq!(
+            r.phase,
+            Phase::Reverting,
+            "a bake nobody watched is reverted"
+        );
+    }
+
+    #[test]
+    fn only_clear_breaches_abort_a_rollout() {
+        let s = RolloutSettings::default();
+        let p = GuardPolicy::default();
+        let latency = |observed: f64| finding(Signal::LatencyP99, 0.10, observed, true);
+        let throttling = |rise: f64| finding(Signal::Throttling, 0.0, rise, false);
+        let cases = [
+            (vec![latency(0.12)], false, "warm-up sized rise"),
+            (vec![latency(0.16)], true, "+60 % is 5× the tolerance"),
+            (
+                vec![latency(0.12), throttling(0.05)],
+                true,
+                "throttling rose with latency",
+            ),
+            (
+                vec![latency(0.12), throttling(0.0)],
+                false,
+                "no resource moved",
+            ),
+            (
+                vec![finding(Signal::OomKills, 0.0, 1.0, true)],
+                true,
+                "OOM kill",
+            ),
+        ];
+        for (findings, clear, why) in cases {
+            assert_eq!(
+                clear_breach(&evaluation(Verdict::Breach, findings), &p, &s),
+                clear,
+                "{why}"
+            );
+        }
+        assert!(!clear_breach(&evaluation(Verdict::Healthy, vec![]), &p, &s));
+    }
+
+    #[test]
+    fn confirmed_changes_are_watched_against_the_day_before() {
+        let s = RolloutSettings::default();
+        let mut r = record();
+        on_applied(&mut r, Ok(()), T0);
+        r.phase = Phase::Confirmed;
+        r.updated_at = T0 + 3600;
+        assert_eq!(
+            next(&r, &s, T0 + 3600 + 1800),
+            Next::Wait,
+            "the first hour is not over"
+        );
+        let at = T0 + 7200;
+        assert_eq!(
+            next(&r, &s, at),
+            Next::Watch {
+                baseline: (T0 + 3600 - 86_400, T0 + 7200 - 86_400),
+                window: (T0 + 3600, T0 + 7200),
+            }
+        );
+        on_watch(&mut r, (T0 + 3600, T0 + 7200), None, at);
+        assert_eq!(
+            (r.phase, r.watched_until),
+            (Phase::Confirmed, Some(T0 + 7200))
+        );
+        let breach = evaluation(
+            Verdict::Breach,
+            vec![finding(Signal::LatencyP95, 0.1, 0.2, true)],
+        );
+        on_watch(&mut r, (T0 + 7200, T0 + 10_800), Some(breach), T0 + 10_800);
+        assert_eq!(r.phase, Phase::Reverting);
+        // Past the watch, nothing more is compared.
+        let mut r = record();
+        r.phase = Phase::Confirmed;
+        r.updated_at = T0;
+        r.watched_until = Some(T0 + s.watch_s);
+        assert_eq!(next(&r, &s, T0 + s.watch_s + 7200), Next::Wait);
+    }
+
+    #[test]
+    fn load_must_be_comparable() {
+        assert!(comparable(1000.0, 1100.0, 0.2));
+        assert!(comparable(1100.0, 1000.0, 0.2));
+        assert!(!comparable(1000.0, 1300.0, 0.2));
+        assert!(!comparable(0.0, 0.0, 0.2));
     }
 }
