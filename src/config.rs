@@ -142,6 +142,11 @@ pub struct Policy {
     /// by limits but kept out of the steady-state request.
     #[serde(with = "duration_text")]
     pub startup_window: Duration,
+    /// Mode for the workloads this policy applies to, overriding
+    /// `guardrails.mode`; a workload's `tailor.dev/mode` annotation wins
+    /// over both.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<crate::plan::Mode>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -297,6 +302,7 @@ impl Default for Policy {
             min_history_increase: DAY,
             significance: Significance::default(),
             startup_window: 5 * MINUTE,
+            mode: None,
         }
     }
 }

@@ -267,7 +267,8 @@ impl World {
         let now = self.now;
         WorkloadView {
             workload: w.workload.clone(),
-            mode: w.mode,
+            // Annotation first, then the policy's mode, then the global one.
+            mode: w.mode.or(self.policy.mode),
             paused: w.paused,
             replicas: w.replicas,
             ready: w.pods.iter().all(|p| p.down_until <= now),
