@@ -9,6 +9,7 @@
 
 pub mod agent;
 pub mod app;
+pub mod cluster;
 pub mod config;
 pub mod domain;
 pub mod guard;

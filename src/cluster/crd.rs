@@ -1,0 +1,199 @@
+//! `recommendations.tailor.dev/v1alpha1`: one `Recommendation` per
+//! workload, in the workload's namespace, named `<kind>-<name>` in lower
+//! case. Its spec names the workload; its status is written only by tailor
+//! and holds the recommendation, the rollout of the change in flight (the
+//! durable state an agent resumes from, DESIGN §6) and its verdict.
+//!
+//! The committed YAML in `deploy/crds/` is generated from these types by
+//! `tailor crd` (a test checks they match).
+
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Which workload a Recommendation is about.
+#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "tailor.dev",
+    version = "v1alpha1",
+    kind = "Recommendation",
+    namespaced,
+    shortname = "rec",
+    status = "RecommendationStatus",
+    printcolumn = r#"{"name":"Workload","type":"string","jsonPath":".spec.targetRef.name"}"#,
+    printcolumn = r#"{"name":"Current","type":"string","jsonPath":".status.summary.current"}"#,
+    printcolumn = r#"{"name":"Recommended","type":"string","jsonPath":".status.summary.recommended"}"#,
+    printcolumn = r#"{"name":"$/month saved","type":"number","jsonPath":".status.savingsPerMonthUsd"}"#,
+    printcolumn = r#"{"name":"State","type":"string","jsonPath":".status.phase"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct RecommendationSpec {
+    pub target_ref: TargetRef,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetRef {
+    /// `apps/v1`.
+    pub api_version: String,
+    /// `Deployment`, `StatefulSet` or `DaemonSet`.
+    pub kind: String,
+    pub name: String,
+}
+
+/// What tailor knows and did; written by tailor only.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecommendationStatus {
+    /// `observing`, `proposed`, `approved`, or the phase of the change in
+    /// flight (`planned`, `rolling-out`, `baking`, `confirmed`,
+    /// `reverting`, `reverted`, `abandoned`), or `held`.
+    #[serde(default)]
+    pub phase: String,
+    /// Short text for `kubectl get rec`: `cpu 500m, memory 1Gi` per container.
+    #[serde(default)]
+    pub summary: Summary,
+    #[serde(default)]
+    pub containers: Vec<ContainerStatus>,
+    #[serde(default)]
+    pub savings_per_month_usd: f64,
+    /// The change proposed or in flight.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change_id: Option<String>,
+    /// What approval (`tailor.dev/approved` on this object) refers to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
+    /// The rollout record of the latest change (see `rollout::RolloutRecord`),
+    /// as JSON: the state an agent resumes from after a restart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "any_object")]
+    pub rollout: Option<serde_json::Value>,
+    /// One line: the verdict of the latest change and its numbers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<String>,
+    /// RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_updated: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Summary {
+    #[serde(default)]
+    pub current: String,
+    #[serde(default)]
+    pub recommended: String,
+}
+
+/// One container's values, as integers like the JSON output contract
+/// (`docs/output.md`): millicores and bytes, absent when not set.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceValues {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_request_millicores: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_limit_millicores: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_request_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_limit_bytes: Option<u64>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerStatus {
+    pub name: String,
+    pub current: ResourceValues,
+    pub recommended: ResourceValues,
+    /// Values before tailor's last change (what a revert restores).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<ResourceValues>,
+    #[serde(default)]
+    pub confidence: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped_reason: Option<String>,
+}
+
+fn any_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": true
+    })
+}
+
+impl From<crate::domain::Resources> for ResourceValues {
+    fn from(r: crate::domain::Resources) -> Self {
+        ResourceValues {
+            cpu_request_millicores: r.cpu_request.map(|m| m.0),
+            cpu_limit_millicores: r.cpu_limit.map(|m| m.0),
+            memory_request_bytes: r.memory_request.map(|b| b.0),
+            memory_limit_bytes: r.memory_limit.map(|b| b.0),
+        }
+    }
+}
+
+impl From<ResourceValues> for crate::domain::Resources {
+    fn from(v: ResourceValues) -> Self {
+        crate::domain::Resources {
+            cpu_request: v.cpu_request_millicores.map(crate::units::MilliCores),
+            cpu_limit: v.cpu_limit_millicores.map(crate::units::MilliCores),
+            memory_request: v.memory_request_bytes.map(crate::units::Bytes),
+            memory_limit: v.memory_limit_bytes.map(crate::units::Bytes),
+        }
+    }
+}
+
+/// The Recommendation's name for a workload: `deployment-web`.
+pub fn object_name(kind: crate::domain::WorkloadKind, name: &str) -> String {
+    format!("{}-{}", kind.as_str().to_ascii_lowercase(), name)
+}
+
+#[cfg(test)]
+mod tests {
+    use kube::CustomResourceExt;
+
+    use super::*;
+
+    #[test]
+    fn the_crd_has_its_names_and_columns() {
+        let crd = Recommendation::crd();
+        assert_eq!(
+            crd.metadata.name.as_deref(),
+            Some("recommendations.tailor.dev")
+        );
+        let version = &crd.spec.versions[0];
+        assert_eq!(version.name, "v1alpha1");
+        let columns: Vec<&str> = version
+            .additional_printer_columns
+            .iter()
+            .flatten()
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(
+            columns,
+            [
+                "Workload",
+                "Current",
+                "Recommended",
+                "$/month saved",
+                "State"
+            ]
+        );
+        assert_eq!(crd.spec.names.short_names, Some(vec!["rec".to_string()]));
+    }
+
+    #[test]
+    fn values_round_trip() {
+        let r = crate::domain::Resources {
+            cpu_request: Some(crate::units::MilliCores(250)),
+            cpu_limit: None,
+            memory_request: Some(crate::units::Bytes::mib(512)),
+            memory_limit: Some(crate::units::Bytes::gib(1)),
+        };
+        assert_eq!(crate::domain::Resources::from(ResourceValues::from(r)), r);
+        assert_eq!(
+            object_name(crate::domain::WorkloadKind::StatefulSet, "db"),
+            "statefulset-db"
+        );
+    }
+}
