@@ -25,6 +25,315 @@ pub struct Config {
     pub default_policy: Policy,
     /// Policies tried in order; the first whose `match` fits a workload wins.
     pub policies: Vec<PolicyRule>,
+    /// How far and how often the agent changes workloads on its own
+    /// (reference: `docs/guardrails.md`).
+    pub guardrails: crate::plan::Guardrails,
+    /// Timings of one change's rollout and bake.
+    pub rollout: RolloutConfig,
+    /// How strict the SLO guard is (reference: `docs/slo-guard.md`).
+    pub guard: crate::guard::GuardPolicy,
+    /// The daemon: loop intervals, metrics endpoint, leader election.
+    pub agent: AgentConfig,
+    /// Where each workload's SLIs come from (reference: `docs/slo.md`).
+    pub slo: SloConfig,
+}
+
+/// The `rollout:` section: [`crate::rollout::RolloutSettings`] with
+/// durations written like the rest of the file (`30m`, not `1800`).
+/// The hold after a revert is `guardrails.hold_after_revert`, kept in one place.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RolloutConfig {
+    /// A rollout not complete this long after the patch is reverted.
+    #[serde(with = "duration_text")]
+    pub timeout: Duration,
+    /// How long the guard watches after the rollout before confirming.
+    #[serde(with = "duration_text")]
+    pub bake: Duration,
+    /// The window before the patch the bake is compared with.
+    #[serde(with = "duration_text")]
+    pub baseline: Duration,
+    /// How long past the bake deadline missing SLI data may delay a verdict.
+    #[serde(with = "duration_text")]
+    pub no_data_grace: Duration,
+    /// Add the bake's hours of the previous day to the SLI baseline.
+    pub seasonal_baseline: bool,
+    /// Warm-up after the rollout left out of the bake.
+    #[serde(with = "duration_text")]
+    pub warmup: Duration,
+    /// While pods roll, only a breach this many times the tolerance reverts.
+    pub early_abort_factor: f64,
+    /// After a confirm, compare each hour with the day before for this long.
+    #[serde(with = "duration_text")]
+    pub watch: Duration,
+    /// Hours compared in the watch must carry requests within this share.
+    pub comparable_load: f64,
+}
+
+impl Default for RolloutConfig {
+    fn default() -> Self {
+        let d = crate::rollout::RolloutSettings::default();
+        let secs = |s: i64| Duration::from_secs(u64::try_from(s).unwrap_or(0));
+        RolloutConfig {
+            timeout: secs(d.rollout_timeout_s),
+            bake: secs(d.bake_s),
+            baseline: secs(d.baseline_s),
+            no_data_grace: secs(d.no_data_grace_s),
+            seasonal_baseline: d.seasonal_baseline,
+            warmup: secs(d.warmup_s),
+            early_abort_factor: d.early_abort_factor,
+            watch: secs(d.watch_s),
+            comparable_load: d.comparable_load,
+        }
+    }
+}
+
+impl RolloutConfig {
+    /// The state machine's settings; `hold_after_revert` comes from the guardrails.
+    pub fn settings(&self, hold_after_revert: Duration) -> crate::rollout::RolloutSettings {
+        crate::rollout::RolloutSettings {
+            rollout_timeout_s: seconds(self.timeout),
+            bake_s: seconds(self.bake),
+            baseline_s: seconds(self.baseline),
+            no_data_grace_s: seconds(self.no_data_grace),
+            hold_after_revert_s: seconds(hold_after_revert),
+            seasonal_baseline: self.seasonal_baseline,
+            warmup_s: seconds(self.warmup),
+            early_abort_factor: self.early_abort_factor,
+            watch_s: seconds(self.watch),
+            comparable_load: self.comparable_load,
+        }
+    }
+}
+
+/// Whole seconds, saturating (validation keeps durations far below i64::MAX).
+fn seconds(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// The `agent:` section: how the daemon runs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentConfig {
+    /// How often the planner runs (at once when something is urgent).
+    #[serde(with = "duration_text")]
+    pub plan_interval: Duration,
+    /// How often every recommendation is refreshed (urgent ones every tick).
+    #[serde(with = "duration_text")]
+    pub recommend_interval: Duration,
+    /// How often the loop advances the changes in flight.
+    #[serde(with = "duration_text")]
+    pub tick: Duration,
+    /// `host:port` of `/metrics`, `/healthz` and `/readyz`.
+    pub metrics_address: String,
+    pub leader_election: LeaderElection,
+}
+
+/// Only the holder of a Lease acts; the others serve read-only endpoints.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LeaderElection {
+    pub enabled: bool,
+    /// Namespace of the Lease; unset: the pod's own namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    pub lease_name: String,
+    /// A leader that has not renewed for this long is replaced.
+    #[serde(with = "duration_text")]
+    pub lease_duration: Duration,
+    #[serde(with = "duration_text")]
+    pub renew_every: Duration,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig {
+            plan_interval: 5 * MINUTE,
+            recommend_interval: HOUR,
+            tick: MINUTE,
+            metrics_address: "0.0.0.0:8080".to_string(),
+            leader_election: LeaderElection::default(),
+        }
+    }
+}
+
+impl Default for LeaderElection {
+    fn default() -> Self {
+        LeaderElection {
+            enabled: true,
+            namespace: None,
+            lease_name: "tailor-leader".to_string(),
+            lease_duration: 15 * SECOND,
+            renew_every: 5 * SECOND,
+        }
+    }
+}
+
+/// Where the service account token mounts the pod's namespace.
+pub const POD_NAMESPACE_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+
+/// The Lease's namespace when `agent.leader_election.namespace` is unset
+/// and the pod's namespace cannot be read (running outside a cluster).
+pub const DEFAULT_LEASE_NAMESPACE: &str = "tailor-system";
+
+impl LeaderElection {
+    /// The configured namespace, else the pod's (from the service account
+    /// mount), else `tailor-system`.
+    pub fn lease_namespace(&self) -> String {
+        self.lease_namespace_from(Path::new(POD_NAMESPACE_FILE))
+    }
+
+    /// [`Self::lease_namespace`] reading the pod's namespace from `file`.
+    pub fn lease_namespace_from(&self, file: &Path) -> String {
+        if let Some(namespace) = non_blank(&self.namespace) {
+            return namespace.to_string();
+        }
+        std::fs::read_to_string(file)
+            .ok()
+            .map(|text| text.trim().to_string())
+            .filter(|text| !text.is_empty())
+            .unwrap_or_else(|| DEFAULT_LEASE_NAMESPACE.to_string())
+    }
+}
+
+/// The `slo:` section: PromQL templates giving each workload's SLIs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SloConfig {
+    /// Tried in order; the first whose `match` fits a workload gives its SLIs.
+    /// Empty: no workload has SLIs, the guard judges resource signals only.
+    pub templates: Vec<SliTemplate>,
+}
+
+impl Default for SloConfig {
+    fn default() -> Self {
+        SloConfig {
+            templates: vec![SliTemplate::http()],
+        }
+    }
+}
+
+/// PromQL for one kind of SLI. Placeholders: `{namespace}`, `{name}`,
+/// `{pod_regex}` (escaped, for use inside quotes), `{selector}` (the
+/// workload's label matchers, for use inside braces) and `{window}` (the
+/// step, `60s`). Each query must give one series: a value per minute.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SliTemplate {
+    pub name: String,
+    #[serde(rename = "match", default)]
+    pub matches: PolicyMatch,
+    /// Requests completed in each window.
+    pub requests: String,
+    /// Failed requests in each window.
+    pub errors: String,
+    /// p95 latency in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_p95: Option<String>,
+    /// p99 latency in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_p99: Option<String>,
+}
+
+/// The placeholders an SLI template may use.
+pub const SLI_PLACEHOLDERS: [&str; 5] = ["namespace", "name", "pod_regex", "selector", "window"];
+
+impl SliTemplate {
+    /// Server-side HTTP metrics as exported by most client libraries
+    /// (Prometheus' own naming guide; Go, Python, Java and Node exporters):
+    /// `http_requests_total{code}` and `http_request_duration_seconds_bucket`.
+    pub fn http() -> SliTemplate {
+        SliTemplate {
+            name: "http".to_string(),
+            matches: PolicyMatch::default(),
+            requests: "sum(increase(http_requests_total{{selector}}[{window}]))".to_string(),
+            errors: r#"sum(increase(http_requests_total{{selector},code=~"5.."}[{window}]))"#
+                .to_string(),
+            latency_p95: Some(
+                "histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{{selector}}[{window}])))"
+                    .to_string(),
+            ),
+            latency_p99: Some(
+                "histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{{selector}}[{window}])))"
+                    .to_string(),
+            ),
+        }
+    }
+
+    /// ingress-nginx controller metrics, for workloads behind an Ingress
+    /// whose Service is named like the workload.
+    pub fn nginx_ingress() -> SliTemplate {
+        let by = r#"exported_namespace="{namespace}",service="{name}""#;
+        SliTemplate {
+            name: "nginx-ingress".to_string(),
+            matches: PolicyMatch::default(),
+            requests: format!(
+                "sum(increase(nginx_ingress_controller_requests{{{by}}}[{{window}}]))"
+            ),
+            errors: format!(
+                r#"sum(increase(nginx_ingress_controller_requests{{{by},status=~"5.."}}[{{window}}]))"#
+            ),
+            latency_p95: Some(format!(
+                "histogram_quantile(0.95, sum by (le) (rate(nginx_ingress_controller_request_duration_seconds_bucket{{{by}}}[{{window}}])))"
+            )),
+            latency_p99: Some(format!(
+                "histogram_quantile(0.99, sum by (le) (rate(nginx_ingress_controller_request_duration_seconds_bucket{{{by}}}[{{window}}])))"
+            )),
+        }
+    }
+
+    /// Istio sidecar metrics as reported by the destination (milliseconds
+    /// turned into seconds).
+    pub fn istio() -> SliTemplate {
+        let by = r#"reporter="destination",destination_workload_namespace="{namespace}",destination_workload="{name}""#;
+        SliTemplate {
+            name: "istio".to_string(),
+            matches: PolicyMatch::default(),
+            requests: format!("sum(increase(istio_requests_total{{{by}}}[{{window}}]))"),
+            errors: format!(
+                r#"sum(increase(istio_requests_total{{{by},response_code=~"5.."}}[{{window}}]))"#
+            ),
+            latency_p95: Some(format!(
+                "histogram_quantile(0.95, sum by (le) (rate(istio_request_duration_milliseconds_bucket{{{by}}}[{{window}}]))) / 1000"
+            )),
+            latency_p99: Some(format!(
+                "histogram_quantile(0.99, sum by (le) (rate(istio_request_duration_milliseconds_bucket{{{by}}}[{{window}}]))) / 1000"
+            )),
+        }
+    }
+
+    /// Every query of the template with its key suffix.
+    pub fn queries(&self) -> Vec<(&'static str, &str)> {
+        let mut out = vec![
+            ("requests", self.requests.as_str()),
+            ("errors", self.errors.as_str()),
+        ];
+        if let Some(q) = &self.latency_p95 {
+            out.push(("latency_p95", q));
+        }
+        if let Some(q) = &self.latency_p99 {
+            out.push(("latency_p99", q));
+        }
+        out
+    }
+}
+
+/// The `{word}` placeholders in a template, in order (PromQL's own braces
+/// hold matchers like `code="5xx"`, never a bare lowercase word).
+pub fn placeholders(template: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        rest = &rest[open + 1..];
+        let word_len = rest
+            .bytes()
+            .take_while(|b| b.is_ascii_lowercase() || *b == b'_')
+            .count();
+        if word_len > 0 && rest.as_bytes().get(word_len) == Some(&b'}') {
+            out.push(&rest[..word_len]);
+        }
+    }
+    out
 }
 
 /// How to reach Prometheus or a compatible backend (Thanos, Mimir,
@@ -652,8 +961,218 @@ impl Config {
             check_policy_match(&at, rule, i + 1 < self.policies.len())?;
             check_policy(&format!("{at}.policy"), &rule.policy, &self.history)?;
         }
+        self.guardrails
+            .check()
+            .map_err(|e| problem(e.key, e.problem, e.fix))?;
+        check_rollout(&self.rollout)?;
+        self.guard.validate().map_err(|e| {
+            problem(
+                format!("guard.{}", e.field),
+                format!("{} is outside its range", e.value),
+                format!("write {}", e.expected),
+            )
+        })?;
+        check_agent(&self.agent)?;
+        check_slo(&self.slo)?;
         Ok(())
     }
+
+    /// What the agent loop needs from this file.
+    pub fn agent_settings(&self) -> crate::agent::AgentSettings {
+        crate::agent::AgentSettings {
+            guardrails: self.guardrails.clone(),
+            rollout: self.rollout.settings(self.guardrails.hold_after_revert),
+            guard: self.guard.clone(),
+            plan_interval_s: seconds(self.agent.plan_interval),
+            recommend_interval_s: seconds(self.agent.recommend_interval),
+        }
+    }
+}
+
+fn check_rollout(r: &RolloutConfig) -> Check {
+    let at_least = |key: &str, value: Duration, min: Duration, example: &str| -> Check {
+        if value < min {
+            return Err(problem(
+                format!("rollout.{key}"),
+                format!("{} is shorter than {}", show(value), show(min)),
+                format!("write at least {}, e.g. {example}", show(min)),
+            ));
+        }
+        Ok(())
+    };
+    at_least("timeout", r.timeout, MINUTE, "15m (the default)")?;
+    at_least("bake", r.bake, 5 * MINUTE, "30m (the default)")?;
+    at_least("baseline", r.baseline, 5 * MINUTE, "1h (the default)")?;
+    if r.warmup >= r.bake {
+        return Err(problem(
+            "rollout.warmup",
+            format!(
+                "the warm-up {} is not shorter than rollout.bake {}, so nothing would be judged",
+                show(r.warmup),
+                show(r.bake)
+            ),
+            "write a warm-up well under the bake, e.g. 5m (the default)",
+        ));
+    }
+    if !(r.early_abort_factor.is_finite() && r.early_abort_factor >= 1.0) {
+        return Err(problem(
+            "rollout.early_abort_factor",
+            format!("{} is below 1", r.early_abort_factor),
+            "write 1 or more, e.g. 5 (the default): while pods roll only a breach 5 times the tolerance reverts",
+        ));
+    }
+    if !(r.comparable_load > 0.0 && r.comparable_load <= 1.0) {
+        return Err(problem(
+            "rollout.comparable_load",
+            format!("the share {} is outside (0, 1]", r.comparable_load),
+            "write a fraction above 0 and at most 1, e.g. 0.2 (the default)",
+        ));
+    }
+    Ok(())
+}
+
+fn check_agent(a: &AgentConfig) -> Check {
+    if a.tick < SECOND || a.tick > 10 * MINUTE {
+        return Err(problem(
+            "agent.tick",
+            format!("the tick {} is outside 1s..10m", show(a.tick)),
+            "write a tick between 1s and 10m, e.g. 1m (the default)",
+        ));
+    }
+    for (key, value, example) in [
+        ("agent.plan_interval", a.plan_interval, "5m"),
+        ("agent.recommend_interval", a.recommend_interval, "1h"),
+    ] {
+        if value < a.tick {
+            return Err(problem(
+                key,
+                format!(
+                    "{} is shorter than agent.tick {}, but it only runs on a tick",
+                    show(value),
+                    show(a.tick)
+                ),
+                format!(
+                    "write at least {}, e.g. {example} (the default)",
+                    show(a.tick)
+                ),
+            ));
+        }
+    }
+    if a.metrics_address.parse::<std::net::SocketAddr>().is_err() {
+        return Err(problem(
+            "agent.metrics_address",
+            format!("{:?} is not an address and port", a.metrics_address),
+            "write an IP address and a port, e.g. 0.0.0.0:8080 (the default) or 127.0.0.1:9100",
+        ));
+    }
+    let le = &a.leader_election;
+    if let Some(namespace) = &le.namespace
+        && !is_dns_label(namespace)
+    {
+        return Err(problem(
+            "agent.leader_election.namespace",
+            format!("{namespace:?} is not a namespace name"),
+            "write a namespace name (lowercase letters, digits and `-`), or remove the key to use the pod's own namespace",
+        ));
+    }
+    if !is_dns_subdomain(&le.lease_name) {
+        return Err(problem(
+            "agent.leader_election.lease_name",
+            format!("{:?} is not a valid Lease name", le.lease_name),
+            "write a lowercase name of letters, digits, `-` and `.`, e.g. tailor-leader (the default)",
+        ));
+    }
+    if le.renew_every.is_zero() || le.renew_every >= le.lease_duration {
+        return Err(problem(
+            "agent.leader_election.renew_every",
+            format!(
+                "renewing every {} does not fit in a lease of {}, so the leader would lose its lease between renewals",
+                show(le.renew_every),
+                show(le.lease_duration)
+            ),
+            "write a renewal period well under agent.leader_election.lease_duration, e.g. 5s with 15s (the defaults)",
+        ));
+    }
+    Ok(())
+}
+
+fn is_dns_label(text: &str) -> bool {
+    text.len() <= 63 && !text.contains('.') && is_dns_subdomain(text)
+}
+
+fn check_slo(slo: &SloConfig) -> Check {
+    let mut first_use: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, template) in slo.templates.iter().enumerate() {
+        let at = format!("slo.templates[{i}]");
+        if template.name.trim().is_empty() {
+            return Err(problem(
+                format!("{at}.name"),
+                "the template has no name",
+                "give it a short unique name, e.g. `name: http`",
+            ));
+        }
+        if let Some(first) = first_use.insert(template.name.as_str(), i) {
+            return Err(problem(
+                format!("{at}.name"),
+                format!(
+                    "the name {:?} is already used by slo.templates[{first}]",
+                    template.name
+                ),
+                "give every template a unique name",
+            ));
+        }
+        if let Some(pattern) = &template.matches.namespaces {
+            check_namespace_pattern(&format!("{at}.match.namespaces"), pattern)?;
+        }
+        if let Some(selector) = &template.matches.selector {
+            check_selector(&format!("{at}.match.selector"), selector)?;
+        }
+        for (key, query) in template.queries() {
+            let key = format!("{at}.{key}");
+            if query.trim().is_empty() {
+                return Err(problem(
+                    key,
+                    "the query is empty",
+                    "write a PromQL query, e.g. the defaults in docs/slo.md",
+                ));
+            }
+            let found = placeholders(query);
+            if let Some(unknown) = found.iter().find(|p| !SLI_PLACEHOLDERS.contains(p)) {
+                return Err(problem(
+                    key,
+                    format!("`{{{unknown}}}` is not a placeholder"),
+                    "use {namespace}, {name}, {pod_regex}, {selector} or {window}",
+                ));
+            }
+            if !found
+                .iter()
+                .any(|p| matches!(*p, "selector" | "pod_regex" | "name"))
+            {
+                return Err(problem(
+                    key,
+                    "the query names no workload, so every workload would get the same SLI",
+                    "select the workload's series with {selector} (e.g. `http_requests_total{{selector}}`), {pod_regex} or {name}",
+                ));
+            }
+        }
+        let matches_all = template.matches.namespaces.is_none()
+            && template
+                .matches
+                .selector
+                .as_deref()
+                .is_none_or(|s| s.trim().is_empty());
+        if matches_all && i + 1 < slo.templates.len() {
+            return Err(problem(
+                format!("{at}.match"),
+                format!(
+                    "template {:?} matches every workload, so the templates after it are never used",
+                    template.name
+                ),
+                "add match.namespaces or match.selector, or move the template last",
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn non_blank(value: &Option<String>) -> Option<&str> {
@@ -1994,6 +2513,105 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_daemon_sections_default_and_map_onto_the_agent() {
+        let config = parse("").unwrap();
+        let settings = config.agent_settings();
+        assert_eq!(settings, crate::agent::AgentSettings::default());
+        assert_eq!(config.slo.templates, [SliTemplate::http()]);
+        let config = parse(
+            "agent: {plan_interval: 10m, recommend_interval: 2h}\n\
+             rollout: {bake: 45m, warmup: 10m}\n\
+             guardrails: {hold_after_revert: 2d, mode: auto}\n\
+             guard: {alpha: 0.05}",
+        )
+        .unwrap();
+        let settings = config.agent_settings();
+        assert_eq!(settings.plan_interval_s, 600);
+        assert_eq!(settings.recommend_interval_s, 7200);
+        assert_eq!(settings.rollout.bake_s, 2700);
+        assert_eq!(settings.rollout.warmup_s, 600);
+        assert_eq!(settings.rollout.hold_after_revert_s, 2 * 86_400);
+        assert_eq!(settings.guardrails.mode, crate::plan::Mode::Auto);
+        assert_eq!(settings.guard.alpha, 0.05);
+    }
+
+    #[test]
+    fn the_lease_namespace_falls_back_to_the_pods_then_tailor_system() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("namespace");
+        let mut le = LeaderElection::default();
+        assert_eq!(le.lease_namespace_from(&file), "tailor-system");
+        std::fs::write(&file, "platform\n").unwrap();
+        assert_eq!(le.lease_namespace_from(&file), "platform");
+        le.namespace = Some("ops".into());
+        assert_eq!(le.lease_namespace_from(&file), "ops");
+    }
+
+    #[test]
+    fn daemon_keys_name_the_key_and_the_fix() {
+        #[rustfmt::skip]
+        let cases = [
+            ("guardrails: {max_in_flight: 0}", "guardrails.max_in_flight", "at least 1"),
+            ("guardrails: {freeze_windows: [{days: [], start: '01:00', end: '02:00'}]}", "guardrails.freeze_windows[0].days", "days"),
+            ("guard: {alpha: 2}", "guard.alpha", "between 0 and 1"),
+            ("rollout: {bake: 1m}", "rollout.bake", "at least 5m"),
+            ("rollout: {warmup: 30m}", "rollout.warmup", "well under the bake"),
+            ("rollout: {comparable_load: 0}", "rollout.comparable_load", "above 0"),
+            ("agent: {tick: 0s}", "agent.tick", "between 1s and 10m"),
+            ("agent: {plan_interval: 10s}", "agent.plan_interval", "at least 1m"),
+            ("agent: {metrics_address: ':8080'}", "agent.metrics_address", "0.0.0.0:8080"),
+            ("agent: {leader_election: {namespace: Bad_NS}}", "agent.leader_election.namespace", "pod's own namespace"),
+            ("agent: {leader_election: {lease_name: ''}}", "agent.leader_election.lease_name", "tailor-leader"),
+            ("agent: {leader_election: {renew_every: 20s}}", "agent.leader_election.renew_every", "well under"),
+            ("slo: {templates: [{name: a, requests: 'sum(x{{selector}})', errors: 'sum(y{{selectr}})'}]}", "slo.templates[0].errors", "{selector}"),
+            ("slo: {templates: [{name: a, requests: 'sum(x)', errors: 'sum(y{{selector}})'}]}", "slo.templates[0].requests", "select the workload"),
+            ("slo: {templates: [{name: a, requests: '', errors: 'y'}]}", "slo.templates[0].requests", "PromQL"),
+            ("slo: {templates: [{name: a, requests: 'x{{selector}}', errors: 'y{{selector}}'}, {name: b, requests: 'x{{selector}}', errors: 'y{{selector}}'}]}", "slo.templates[0].match", "move the template last"),
+            ("slo: {templates: [{name: a, match: {namespaces: 'x'}, requests: 'x{{selector}}', errors: 'y{{selector}}'}, {name: a, requests: 'x{{selector}}', errors: 'y{{selector}}'}]}", "slo.templates[1].name", "unique"),
+            ("slo: {templates: [{name: a, match: {namespaces: 'team-*('}, requests: 'x{{selector}}', errors: 'y{{selector}}'}]}", "slo.templates[0].match.namespaces", "regex"),
+            ("slo: {templates: [{name: a, match: {selector: 'a in (b)'}, requests: 'x{{selector}}', errors: 'y{{selector}}'}]}", "slo.templates[0].match.selector", "requirements"),
+        ];
+        for (yaml, key, fix) in cases {
+            match parse(yaml) {
+                Err(ConfigError::Invalid {
+                    key: got,
+                    fix: got_fix,
+                    ..
+                }) => {
+                    assert_eq!(got, key, "{yaml}");
+                    assert!(got_fix.contains(fix), "{yaml}: {got_fix}");
+                }
+                other => panic!("{yaml}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_builtin_templates_are_valid_and_name_the_workload() {
+        for template in [
+            SliTemplate::http(),
+            SliTemplate::nginx_ingress(),
+            SliTemplate::istio(),
+        ] {
+            let config = Config {
+                slo: SloConfig {
+                    templates: vec![template.clone()],
+                },
+                ..Config::default()
+            };
+            config.validate("t").unwrap_or_else(|e| panic!("{e}"));
+            for (_, query) in template.queries() {
+                assert!(query.contains("{window}"), "{query}");
+                assert!(!query.contains("{{{"), "{query}");
+            }
+        }
+        assert_eq!(
+            placeholders(r#"sum(x{{selector},code=~"5.."}[{window}]) {le} {}"#),
+            ["selector", "window", "le"]
+        );
+    }
+
     /// Config keys are public API: every key has a row in the reference.
     #[test]
     fn every_key_is_documented() {
@@ -2008,6 +2626,7 @@ mod tests {
             matches: PolicyMatch::default(),
             policy: Policy::default(),
         });
+        config.agent.leader_election.namespace = Some("ns".into());
         let value = serde_yaml_ng::to_value(&config).unwrap();
         let mut keys = Vec::new();
         collect_keys(&value, "", &mut keys);
@@ -2085,6 +2704,25 @@ mod quantity_tests {
         let batch = &config.policies[1];
         assert_eq!(batch.policy.cpu.limit, CpuLimitPolicy::KeepRatio);
         assert_eq!(batch.policy.significance.min_cpu, MilliCores(50));
+        assert_eq!(config.guardrails.freeze_windows.len(), 2);
+        assert_eq!(config.guardrails.min_monthly_savings_usd, 5.0);
+        assert_eq!(config.rollout, RolloutConfig::default());
+        assert_eq!(config.guard, crate::guard::GuardPolicy::default());
+        assert_eq!(
+            config.agent,
+            AgentConfig {
+                leader_election: LeaderElection {
+                    namespace: Some("tailor-system".into()),
+                    ..LeaderElection::default()
+                },
+                ..AgentConfig::default()
+            }
+        );
+        assert_eq!(config.slo.templates.len(), 2);
+        assert_eq!(config.slo.templates[1], SliTemplate::http());
+        let istio = SliTemplate::istio();
+        assert_eq!(config.slo.templates[0].requests, istio.requests);
+        assert_eq!(config.slo.templates[0].latency_p99, istio.latency_p99);
     }
 
     #[test]

@@ -7,11 +7,14 @@
 //! - [`discovery`]: pods → workloads, current resources, HPAs, nodes.
 //! - [`collect`]: usage history, chunked by namespace, metric and time,
 //!   folded straight into the estimators.
+//! - [`source`]: the agent's usage and SLO source (SLI templates, resource
+//!   signals, urgent news).
 
 pub mod client;
 pub mod collect;
 pub mod discovery;
 pub mod promql;
+pub mod source;
 
 use std::time::Duration;
 

@@ -220,9 +220,256 @@ pub fn seen(metric: Selector, by: &str, lookback_s: i64) -> String {
     )
 }
 
+/// The characters Kubernetes uses for generated name suffixes
+/// (`rand.SafeEncodeString`: no vowels, no `0`, `1`, `3`), so a Deployment
+/// named `web` does not claim the pods of `web-backend`.
+const SAFE_CHARS: &str = "[bcdfghjklmnpqrstvwxz2456789]";
+
+/// A regex (RE2, anchored) matching the names of a workload's pods, from
+/// the names their controllers give them: `<deployment>-<template hash>-<5>`,
+/// `<statefulset>-<ordinal>`, `<daemonset|job|replicaset>-<5>`,
+/// `<cronjob>-<scheduled minute>-<5>`, a bare pod's own name.
+pub fn pod_regex(kind: crate::domain::WorkloadKind, name: &str) -> String {
+    use crate::domain::WorkloadKind;
+    let name = regex::escape(name);
+    match kind {
+        WorkloadKind::Deployment => format!("^{name}-{SAFE_CHARS}{{1,10}}-{SAFE_CHARS}{{5}}$"),
+        WorkloadKind::StatefulSet => format!("^{name}-[0-9]+$"),
+        WorkloadKind::DaemonSet | WorkloadKind::Job | WorkloadKind::ReplicaSet => {
+            format!("^{name}-{SAFE_CHARS}{{5}}$")
+        }
+        WorkloadKind::CronJob => format!("^{name}-[0-9]+-{SAFE_CHARS}{{5}}$"),
+        WorkloadKind::Pod => format!("^{name}$"),
+    }
+}
+
+/// The label matchers (without braces) selecting a workload's pods:
+/// the scope's (cluster label), `namespace` and `pod=~`, values escaped.
+pub fn workload_matchers(scope: &Scope, namespace: &str, pod_regex: &str) -> String {
+    let mut matchers = scope.matchers.clone();
+    matchers.push(("namespace".to_string(), Op::Eq, namespace.to_string()));
+    matchers.push(("pod".to_string(), Op::Re, pod_regex.to_string()));
+    matchers
+        .iter()
+        .map(|(label, op, value)| format!("{label}{}\"{}\"", op.as_str(), escape(value)))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// What the placeholders of an SLI template stand for. `namespace`, `name`
+/// and `pod_regex` are raw: [`render`] escapes them; `selector` and
+/// `window` are PromQL text already.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TemplateValues {
+    pub namespace: String,
+    pub name: String,
+    pub pod_regex: String,
+    pub selector: String,
+    pub window: String,
+}
+
+/// Fills `{namespace}`, `{name}`, `{pod_regex}`, `{selector}` and
+/// `{window}` in one pass (a value that itself reads `{window}` stays as
+/// it is). Any other `{word}` is left alone; config validation refuses it.
+pub fn render(template: &str, values: &TemplateValues) -> String {
+    let mut out = String::with_capacity(template.len() + 64);
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let word_len = after
+            .bytes()
+            .take_while(|b| b.is_ascii_lowercase() || *b == b'_')
+            .count();
+        let value = (after.as_bytes().get(word_len) == Some(&b'}'))
+            .then(|| match &after[..word_len] {
+                "namespace" => Some(escape(&values.namespace)),
+                "name" => Some(escape(&values.name)),
+                "pod_regex" => Some(escape(&values.pod_regex)),
+                "selector" => Some(values.selector.clone()),
+                "window" => Some(values.window.clone()),
+                _ => None,
+            })
+            .flatten();
+        match value {
+            Some(value) => {
+                out.push_str(&value);
+                rest = &after[word_len + 1..];
+            }
+            None => {
+                out.push('{');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A counter per pod container, raw (the caller takes per-minute
+/// differences, exact whatever the scrape interval).
+pub fn container_counter(metric: &str, matchers: &str) -> String {
+    format!("max by (pod, container) ({metric}{{{matchers}}})")
+}
+
+/// 1 while a pod container's last termination was an OOM kill.
+pub fn oom_reason(matchers: &str) -> String {
+    format!(
+        "max by (pod, container) (kube_pod_container_status_last_terminated_reason{{{matchers},reason=\"OOMKilled\"}})"
+    )
+}
+
+/// Throttled CFS periods over all periods for the selected containers,
+/// as a rate over `range_s` (two scrapes at least).
+pub fn throttled_ratio(matchers: &str, range_s: i64) -> String {
+    let r = range(range_s);
+    format!(
+        "sum(rate(container_cpu_cfs_throttled_periods_total{{{matchers},container!=\"\",container!=\"POD\"}}[{r}])) \
+         / sum(rate(container_cpu_cfs_periods_total{{{matchers},container!=\"\",container!=\"POD\"}}[{r}]))"
+    )
+}
+
+/// Ready pods of a workload, and the pods it wants (kube-state-metrics);
+/// `None` for kinds without a desired count (Jobs, CronJobs, bare pods).
+pub fn ready_and_desired(
+    scope: &Scope,
+    kind: crate::domain::WorkloadKind,
+    namespace: &str,
+    name: &str,
+    pod_matchers: &str,
+) -> Option<(String, String)> {
+    use crate::domain::WorkloadKind;
+    let (metric, label) = match kind {
+        WorkloadKind::Deployment => ("kube_deployment_spec_replicas", "deployment"),
+        WorkloadKind::StatefulSet => ("kube_statefulset_replicas", "statefulset"),
+        WorkloadKind::DaemonSet => (
+            "kube_daemonset_status_desired_number_scheduled",
+            "daemonset",
+        ),
+        WorkloadKind::ReplicaSet => ("kube_replicaset_spec_replicas", "replicaset"),
+        _ => return None,
+    };
+    let ready = format!("sum(kube_pod_status_ready{{{pod_matchers},condition=\"true\"}})");
+    let desired = Selector::new(metric)
+        .scoped(&scope.namespace(namespace))
+        .eq(label, name);
+    Some((ready, format!("max({desired})")))
+}
+
+/// Pod containers whose throttled ratio over `(at - range_s, at]` is above
+/// `ratio`, across the scope.
+pub fn throttled_containers(scope: &Scope, range_s: i64, ratio: f64) -> String {
+    let throttled = cfs_periods(scope, true, range_s);
+    let all = cfs_periods(scope, false, range_s);
+    format!("({throttled}) / ({all}) > {ratio}")
+}
+
+/// A counter per namespace, pod and container across the scope, raw.
+pub fn scoped_counter(scope: &Scope, metric: &str) -> String {
+    let s = Selector::new(metric).scoped(scope);
+    format!("max by (namespace, pod, container) ({s})")
+}
+
+/// 1 while the last termination was an OOM kill, across the scope.
+pub fn scoped_oom_reason(scope: &Scope) -> String {
+    let s = Selector::new("kube_pod_container_status_last_terminated_reason")
+        .eq("reason", "OOMKilled")
+        .scoped(scope);
+    format!("max by (namespace, pod, container) ({s})")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::WorkloadKind;
+
+    fn values() -> TemplateValues {
+        TemplateValues {
+            namespace: "shop\"x".into(),
+            name: "web".into(),
+            pod_regex: pod_regex(WorkloadKind::StatefulSet, "db.main"),
+            selector: workload_matchers(&Scope::new(Some(("cluster", "eu"))), "shop", "^web$"),
+            window: "60s".into(),
+        }
+    }
+
+    #[test]
+    fn templates_render_every_placeholder_escaped() {
+        let q = render(
+            r#"sum(increase(http_requests_total{{selector},code=~"5.."}[{window}]))"#,
+            &values(),
+        );
+        assert_eq!(
+            q,
+            r#"sum(increase(http_requests_total{cluster="eu",namespace="shop",pod=~"^web$",code=~"5.."}[60s]))"#
+        );
+        let q = render(
+            r#"m{ns="{namespace}",pod=~"{pod_regex}",w="{name}"}"#,
+            &values(),
+        );
+        assert_eq!(q, r#"m{ns="shop\"x",pod=~"^db\\.main-[0-9]+$",w="web"}"#);
+        // Unknown words and PromQL's own braces are left alone; values are
+        // not rendered twice.
+        let mut v = values();
+        v.name = "{window}".into();
+        assert_eq!(
+            render("{name} {other} {a=\"b\"} {", &v),
+            "{window} {other} {a=\"b\"} {"
+        );
+    }
+
+    #[test]
+    fn pod_regexes_follow_the_controllers_names() {
+        let matches = |kind, name: &str, pod: &str| {
+            regex::Regex::new(&pod_regex(kind, name))
+                .unwrap()
+                .is_match(pod)
+        };
+        assert!(matches(
+            WorkloadKind::Deployment,
+            "web",
+            "web-7c9f8d6b5d-x2k4p"
+        ));
+        assert!(!matches(
+            WorkloadKind::Deployment,
+            "web",
+            "web-backend-x2k4p"
+        ));
+        assert!(!matches(
+            WorkloadKind::Deployment,
+            "web",
+            "web-api-7c9f8d6b5d-x2k4p"
+        ));
+        assert!(matches(WorkloadKind::StatefulSet, "db", "db-12"));
+        assert!(!matches(WorkloadKind::StatefulSet, "db", "db-replica-0"));
+        assert!(matches(WorkloadKind::DaemonSet, "agent", "agent-x2k4p"));
+        assert!(matches(
+            WorkloadKind::CronJob,
+            "nightly",
+            "nightly-28930140-x2k4p"
+        ));
+        assert!(matches(WorkloadKind::Pod, "a.b", "a.b"));
+        assert!(!matches(WorkloadKind::Pod, "a.b", "axb"));
+    }
+
+    #[test]
+    fn signal_queries_carry_the_workload_matchers() {
+        let scope = Scope::new(None);
+        let m = workload_matchers(&scope, "shop", "^db-[0-9]+$");
+        assert_eq!(
+            oom_reason(&m),
+            r#"max by (pod, container) (kube_pod_container_status_last_terminated_reason{namespace="shop",pod=~"^db-[0-9]+$",reason="OOMKilled"})"#
+        );
+        let (ready, desired) =
+            ready_and_desired(&scope, WorkloadKind::StatefulSet, "shop", "db", &m).unwrap();
+        assert!(ready.contains(r#"condition="true""#), "{ready}");
+        assert_eq!(
+            desired,
+            r#"max(kube_statefulset_replicas{namespace="shop",statefulset="db"})"#
+        );
+        assert!(ready_and_desired(&scope, WorkloadKind::CronJob, "shop", "x", &m).is_none());
+        assert!(throttled_ratio(&m, 120).contains("[120s]"));
+    }
 
     #[test]
     fn escapes_quotes_backslashes_and_newlines() {

@@ -52,8 +52,6 @@ impl Prometheus {
             .tempdir()
             .expect("creating a temp dir");
         let input = dir.path().join("history.om");
-        let tsdb = dir.path().join("tsdb");
-        let config = dir.path().join("prometheus.yml");
 
         let started = Instant::now();
         let stats = {
@@ -62,7 +60,30 @@ impl Prometheus {
             history::write_openmetrics(spec, &mut out).expect("writing the OpenMetrics file")
         };
         let write = started.elapsed();
+        Self::backfill_and_serve(dir, stats, write)
+    }
 
+    /// Backfills an OpenMetrics text (ending in `# EOF`) and starts
+    /// Prometheus on it, for series the history generator does not write
+    /// (HTTP SLIs, readiness); panics with the reason if anything fails.
+    pub fn start_with_openmetrics(text: &str) -> Prometheus {
+        process::require("prometheus", "prometheus");
+        process::require("promtool", "prometheus");
+        let dir = tempfile::Builder::new()
+            .prefix("tailor-prometheus-")
+            .tempdir()
+            .expect("creating a temp dir");
+        let started = Instant::now();
+        std::fs::write(dir.path().join("history.om"), text).expect("writing the OpenMetrics file");
+        let write = started.elapsed();
+        Self::backfill_and_serve(dir, WriteStats::default(), write)
+    }
+
+    /// Turns `dir/history.om` into blocks and serves them.
+    fn backfill_and_serve(dir: TempDir, stats: WriteStats, write: Duration) -> Prometheus {
+        let input = dir.path().join("history.om");
+        let tsdb = dir.path().join("tsdb");
+        let config = dir.path().join("prometheus.yml");
         let started = Instant::now();
         process::run(
             "backfilling Prometheus",
