@@ -8,3 +8,4 @@ mod faults;
 mod harness;
 mod recommend;
 mod simulations;
+mod slo_source;
