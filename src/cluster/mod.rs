@@ -4,6 +4,8 @@
 //! in `docs/kubernetes.md`).
 
 pub mod crd;
+pub mod patch;
+pub mod view;
 
 /// Annotation keys and values tailor reads on workloads and namespaces.
 pub mod annotations {
