@@ -4,6 +4,7 @@
 //! in `docs/kubernetes.md`).
 
 pub mod crd;
+pub mod kube;
 pub mod patch;
 pub mod view;
 
