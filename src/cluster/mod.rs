@@ -4,6 +4,9 @@
 //! in `docs/kubernetes.md`).
 
 pub mod crd;
+pub mod kube;
+pub mod patch;
+pub mod view;
 
 /// Annotation keys and values tailor reads on workloads and namespaces.
 pub mod annotations {
