@@ -10,15 +10,14 @@ use std::path::Path;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use tailor::sim::models::load_models;
-use tailor::sim::run::run;
+use tailor::sim::run::{load_scenario_models, run};
 use tailor::sim::scenario::Scenario;
 
 fn bench(c: &mut Criterion) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let path = root.join("simulations/bench/fleet-500.yaml");
     let mut scenario = Scenario::load(&path).expect("bench scenario");
-    let models = load_models(&scenario.models_dir(&path)).expect("models");
+    let models = load_scenario_models(&scenario, &path).expect("models");
     let benchmarking = std::env::args().any(|a| a == "--bench");
     if !benchmarking {
         for entry in &mut scenario.fleet {

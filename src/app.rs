@@ -197,9 +197,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::from(2));
                 }
             };
-            let dir = scenario.models_dir(&args.file);
-            let models = crate::sim::models::load_models(&dir)
-                .with_context(|| format!("loading models from {}", dir.display()))?;
+            let models = crate::sim::run::load_scenario_models(&scenario, &args.file)?;
             simulate(&scenario, &models, args.seed, &args.format)
         }
         Command::Config(ConfigCommand::Check { file }) => Ok(config_check(&file)),

@@ -91,12 +91,8 @@ fn same_seed_same_numbers() {
 #[test]
 fn restarting_the_agent_at_every_minute_loses_nothing() {
     let path = scenarios().join("microburst-trap.yaml");
-    let models_dir = {
-        let s = tailor::sim::scenario::Scenario::load(&path).expect("scenario");
-        s.models_dir(&path)
-    };
-    let models = tailor::sim::models::load_models(&models_dir).expect("models");
     let scenario = tailor::sim::scenario::Scenario::load(&path).expect("scenario");
+    let models = tailor::sim::run::load_scenario_models(&scenario, &path).expect("models");
     let calm = tailor::sim::run::run(&scenario, &models, scenario.seed, &|_, _| {}).expect("runs");
 
     let mut restarting = scenario.clone();

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::cluster::{SimHandle, SimHpa, SimWorkload, World};
-use super::models::{ModelSpec, load_models};
+use super::models::{ModelSpec, load_model};
 use super::scenario::{Fault, Scenario, ScenarioError};
 use crate::agent::{Agent, AgentSettings, AgentStats};
 use crate::domain::{ResourceKind, Resources, WorkloadKind, WorkloadRef};
@@ -255,6 +255,47 @@ fn start_agent(world: &Rc<RefCell<World>>, settings: &AgentSettings) -> Result<S
     .map_err(|e| SimError::Agent(e.to_string()))
 }
 
+/// Loads the models a scenario's fleet names (and only those: a scenario
+/// that replays no trace runs where the traces are absent).
+pub fn load_scenario_models(
+    scenario: &Scenario,
+    path: &Path,
+) -> Result<BTreeMap<String, ModelSpec>, SimError> {
+    let dir = scenario.models_dir(path);
+    let names: BTreeSet<&str> = scenario.fleet.iter().map(|f| f.model.as_str()).collect();
+    names
+        .into_iter()
+        .map(|name| {
+            let file = dir.join(format!("{name}.yaml"));
+            if !file.is_file() {
+                return Err(SimError::Models(format!(
+                    "scenario {} names model {name:?}, but there is no {} (models in {}: {})",
+                    scenario.name,
+                    file.display(),
+                    dir.display(),
+                    model_names(&dir)
+                )));
+            }
+            load_model(&file)
+                .map(|m| (name.to_string(), m))
+                .map_err(|e| SimError::Models(e.to_string()))
+        })
+        .collect()
+}
+
+fn model_names(dir: &Path) -> String {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .collect();
+    names.sort();
+    names.join(", ")
+}
+
 /// Loads a scenario file and its models, and runs it.
 pub fn run_file(
     path: &Path,
@@ -262,8 +303,7 @@ pub fn run_file(
     progress: &dyn Fn(u64, u64),
 ) -> Result<SimReport, SimError> {
     let scenario = Scenario::load(path)?;
-    let models =
-        load_models(&scenario.models_dir(path)).map_err(|e| SimError::Models(e.to_string()))?;
+    let models = load_scenario_models(&scenario, path)?;
     run(&scenario, &models, seed.unwrap_or(scenario.seed), progress)
 }
 
