@@ -2,7 +2,7 @@
 //! the workload models (`simulations/e2e/cluster.yaml`), turned into
 //! namespaces, nodes, Deployments, StatefulSets, DaemonSets and HPAs.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ use super::resources::by_kind;
 use super::store::{Store, namespace_of};
 use super::{ApiServerConfig, ApiServerError};
 use crate::cluster::{annotations, gitops};
-use crate::sim::models::load_models;
+use crate::sim::models::load_model;
 use crate::sim::scenario::FleetEntry;
 use crate::units::{Bytes, MilliCores};
 
@@ -67,7 +67,27 @@ pub fn load_cluster(path: &Path) -> Result<ApiServerConfig, ApiServerError> {
     } else {
         path.parent().unwrap_or(Path::new(".")).join(&file.models)
     };
-    let models = load_models(&models_dir)?;
+    // Only the models the file names: others may need data (traces) that
+    // is not there.
+    let mut models = BTreeMap::new();
+    for entry in file
+        .deployments
+        .iter()
+        .chain(&file.statefulsets)
+        .chain(&file.daemonsets)
+    {
+        if !models.contains_key(&entry.model) {
+            let path = models_dir.join(format!("{}.yaml", entry.model));
+            if !path.is_file() {
+                return Err(problem(format!(
+                    "no model {:?} in {}",
+                    entry.model,
+                    models_dir.display()
+                )));
+            }
+            models.insert(entry.model.clone(), load_model(&path)?);
+        }
+    }
     let duration = |key: &str, text: &Option<String>, default: Duration| match text {
         None => Ok(default),
         Some(t) => humantime::parse_duration(t).map_err(|e| problem(format!("`{key}`: {e}"))),
@@ -93,21 +113,6 @@ pub fn load_cluster(path: &Path) -> Result<ApiServerConfig, ApiServerError> {
     }
     if let Some(seed) = file.seed {
         config.seed = seed;
-    }
-    for (key, entries) in [
-        ("deployments", &file.deployments),
-        ("statefulsets", &file.statefulsets),
-        ("daemonsets", &file.daemonsets),
-    ] {
-        for e in entries {
-            if !models.contains_key(&e.model) {
-                return Err(problem(format!(
-                    "`{key}`: no model {:?} in {}",
-                    e.model,
-                    models_dir.display()
-                )));
-            }
-        }
     }
     config.fleet = file.deployments;
     config.statefulsets = file.statefulsets;
