@@ -207,18 +207,26 @@ fn remove_condition(object: &mut Value, kind: &str) {
     }
 }
 
-/// A new pod from a template, already running on a node.
-fn new_pod(
-    store: &mut Store,
-    sim: &mut Sim,
-    config: &ApiServerConfig,
-    template: &Value,
-    name: &str,
-    ns: &str,
+/// What a controller asks of [`new_pod`].
+struct NewPod<'a> {
+    template: &'a Value,
+    name: &'a str,
+    ns: &'a str,
     owner: Value,
-    extra_labels: &[(&str, &str)],
-    node: Option<&str>,
-) {
+    extra_labels: &'a [(&'a str, &'a str)],
+    node: Option<&'a str>,
+}
+
+/// A new pod from a template, already running on a node.
+fn new_pod(store: &mut Store, sim: &mut Sim, config: &ApiServerConfig, new: NewPod<'_>) {
+    let NewPod {
+        template,
+        name,
+        ns,
+        owner,
+        extra_labels,
+        node,
+    } = new;
     let mut pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {
         "name": name, "namespace": ns,
         "labels": template.pointer("/metadata/labels").cloned().unwrap_or(json!({})),
@@ -399,8 +407,6 @@ fn deployment(store: &mut Store, sim: &mut Sim, config: &ApiServerConfig, d: &Va
         .iter()
         .partition(|p| controller_uid(p).as_deref() == Some(new_uid.as_str()));
     let new_count = new.len() as u64;
-    let mut created = 0;
-    let mut deleted: BTreeSet<String> = BTreeSet::new();
     let new_pod_name = |store: &mut Store| format!("{rs_name}-{}", store.suffix());
     if old.is_empty() {
         for _ in new_count..replicas {
@@ -409,19 +415,19 @@ fn deployment(store: &mut Store, sim: &mut Sim, config: &ApiServerConfig, d: &Va
                 store,
                 sim,
                 config,
-                &template,
-                &pod_name,
-                &ns,
-                owner_reference(&new_rs, "ReplicaSet"),
-                &[],
-                None,
+                NewPod {
+                    template: &template,
+                    name: &pod_name,
+                    ns: &ns,
+                    owner: owner_reference(&new_rs, "ReplicaSet"),
+                    extra_labels: &[],
+                    node: None,
+                },
             );
-            created += 1;
         }
         for extra in new.iter().skip(replicas as usize) {
             let pod_name = name_of(extra).unwrap_or_default();
             let _ = store.delete(pods_rt, &ns, &pod_name);
-            deleted.insert(pod_name);
         }
     } else if new.iter().all(|p| is_ready(p)) && roll_due(sim, &key, config, now) {
         // One step: a new pod with the new template, then one old pod goes.
@@ -431,19 +437,19 @@ fn deployment(store: &mut Store, sim: &mut Sim, config: &ApiServerConfig, d: &Va
                 store,
                 sim,
                 config,
-                &template,
-                &pod_name,
-                &ns,
-                owner_reference(&new_rs, "ReplicaSet"),
-                &[],
-                None,
+                NewPod {
+                    template: &template,
+                    name: &pod_name,
+                    ns: &ns,
+                    owner: owner_reference(&new_rs, "ReplicaSet"),
+                    extra_labels: &[],
+                    node: None,
+                },
             );
-            created += 1;
         }
         if let Some(victim) = old.first() {
             let pod_name = name_of(victim).unwrap_or_default();
             let _ = store.delete(pods_rt, &ns, &pod_name);
-            deleted.insert(pod_name);
         }
         sim.last_roll.insert(key.clone(), now);
     }
@@ -454,7 +460,6 @@ fn deployment(store: &mut Store, sim: &mut Sim, config: &ApiServerConfig, d: &Va
         .filter(|p| controller_uid(p).is_some_and(|u| set_uids.contains(&u)))
         .cloned()
         .collect();
-    let _ = (created, &deleted);
     for rs in &owned_sets {
         let rs_uid = uid_of(rs);
         let mine: Vec<&Value> = pods
@@ -574,12 +579,14 @@ fn owned_slots(
             store,
             sim,
             config,
-            &template,
-            pod_name,
-            &ns,
-            owner_reference(owner, kind),
-            &extra,
-            node,
+            NewPod {
+                template: &template,
+                name: pod_name,
+                ns: &ns,
+                owner: owner_reference(owner, kind),
+                extra_labels: &extra,
+                node,
+            },
         );
     };
     for (pod_name, node) in &slots {

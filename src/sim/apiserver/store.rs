@@ -143,6 +143,9 @@ pub struct Event {
     pub object: Value,
 }
 
+/// The events a watch replays, and the receiver of the live ones.
+pub type Replay = (Vec<Arc<Event>>, broadcast::Receiver<Arc<Event>>);
+
 /// (type id, namespace or "", name).
 pub type Key = (String, String, String);
 
@@ -381,7 +384,7 @@ impl Store {
         rt: &ResourceType,
         ns: Option<&str>,
         since: Option<u64>,
-    ) -> Result<(Vec<Arc<Event>>, broadcast::Receiver<Arc<Event>>), ApiError> {
+    ) -> Result<Replay, ApiError> {
         let rx = self.tx.subscribe();
         let id = rt.id();
         let events = match since {
