@@ -4,6 +4,7 @@
 
 mod support;
 
+mod apiserver;
 mod faults;
 mod harness;
 mod recommend;

@@ -12,6 +12,7 @@
 //! Nothing here sleeps or reads the wall clock: time is whatever the caller
 //! says it is.
 
+pub mod apiserver;
 pub mod builtin;
 pub mod cluster;
 pub mod fleet;
