@@ -7,6 +7,7 @@ mod support;
 mod apiserver;
 mod faults;
 mod harness;
+mod kube_cluster;
 mod recommend;
 mod simulations;
 mod slo_source;
