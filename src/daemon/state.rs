@@ -94,6 +94,19 @@ impl DaemonState {
             query_duration: Some(Histogram::new(exponential_buckets(0.005, 2.0, 14))),
             ..Metrics::default()
         };
+        // Every series exists from the start at 0, so rates work at once.
+        for outcome in ["applied", "confirmed", "reverted", "abandoned"] {
+            metrics
+                .changes
+                .get_or_create(&[("outcome", outcome)])
+                .inc_by(0);
+        }
+        for verdict in ["healthy", "breach", "no_data"] {
+            metrics
+                .verdicts
+                .get_or_create(&[("verdict", verdict)])
+                .inc_by(0);
+        }
         let recommendations = Arc::new(Mutex::new(Vec::new()));
         let mut registry = Registry::default();
         registry.register(
