@@ -33,6 +33,15 @@ pub enum Command {
     Demo(DemoArgs),
     /// Run a simulation scenario file (see simulations/).
     Simulate(SimulateArgs),
+    /// Run the agent in the cluster: leader election, a tick every minute,
+    /// /healthz /readyz /metrics (see docs/daemon.md).
+    Run(RunArgs),
+    /// Approve the change tailor proposes for a workload (NAMESPACE/WORKLOAD).
+    Approve(ApproveArgs),
+    /// Put back the last-known-good resources of one workload, or of all.
+    Revert(RevertArgs),
+    /// Print the Recommendation CustomResourceDefinition as YAML.
+    Crd,
     /// Work with config files.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -70,6 +79,45 @@ pub struct RecommendArgs {
     /// Never draw a progress bar.
     #[arg(long)]
     pub no_progress: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Config file (YAML); every key has a default.
+    #[arg(long, short = 'c', env = "TAILOR_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Kubeconfig file (default: the in-cluster service account, else
+    /// $KUBECONFIG or ~/.kube/config).
+    #[arg(long, env = "TAILOR_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Prometheus-compatible API root (overrides prometheus.url).
+    #[arg(long, env = "TAILOR_PROMETHEUS_URL")]
+    pub prometheus_url: Option<String>,
+    /// One tick (if this replica leads), then exit; no HTTP server.
+    #[arg(long)]
+    pub once: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ApproveArgs {
+    /// NAMESPACE/WORKLOAD, or NAMESPACE/KIND/NAME when the name is ambiguous.
+    pub workload: String,
+    /// Kubeconfig file (default: in-cluster, else $KUBECONFIG or ~/.kube/config).
+    #[arg(long, env = "TAILOR_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RevertArgs {
+    /// NAMESPACE/KIND/NAME, e.g. shop/deployment/web.
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub workload: Option<String>,
+    /// Every workload with a tailor.dev/last-known-good annotation.
+    #[arg(long)]
+    pub all: bool,
+    /// Kubeconfig file (default: in-cluster, else $KUBECONFIG or ~/.kube/config).
+    #[arg(long, env = "TAILOR_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -199,6 +247,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let models = crate::sim::run::load_scenario_models(&scenario, &args.file)?;
             simulate(&scenario, &models, args.seed, &args.format)
+        }
+        Command::Run(args) => run_daemon(args).await,
+        Command::Approve(args) => approve(args).await,
+        Command::Revert(args) => revert(args).await,
+        Command::Crd => {
+            use kube::CustomResourceExt;
+            let crd = crate::cluster::crd::Recommendation::crd();
+            print!(
+                "{}",
+                serde_yaml_ng::to_string(&crd).context("rendering the CRD")?
+            );
+            Ok(ExitCode::SUCCESS)
         }
         Command::Config(ConfigCommand::Check { file }) => Ok(config_check(&file)),
         Command::Config(ConfigCommand::Default) => {
@@ -388,4 +448,212 @@ pub fn check_at(at: DateTime<Utc>) -> anyhow::Result<()> {
         bail!("--at {at} is in the future; give an instant in the past, or omit --at for now");
     }
     Ok(())
+}
+
+/// A Kubernetes client: from `kubeconfig` when given, else inferred
+/// (in-cluster service account, then $KUBECONFIG or ~/.kube/config).
+async fn kube_client(kubeconfig: Option<&Path>) -> anyhow::Result<kube::Client> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let file = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default())
+                .await
+                .with_context(|| format!("loading kubeconfig {}", path.display()))?
+        }
+        None => kube::Config::infer()
+            .await
+            .context("no in-cluster config and no kubeconfig; pass --kubeconfig")?,
+    };
+    kube::Client::try_from(config).context("building the Kubernetes client")
+}
+
+/// The namespace this pod runs in (the service account's), for the Lease.
+fn pod_namespace() -> Option<String> {
+    std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+        .ok()
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty())
+}
+
+/// `agent.*` settings `tailor run` uses until `Config` has its `agent`
+/// section (same keys and defaults).
+struct DaemonDefaults {
+    tick: Duration,
+    metrics_address: std::net::SocketAddr,
+    leader_election: bool,
+    lease_namespace: Option<String>,
+    lease_name: String,
+    lease_duration: Duration,
+    renew_every: Duration,
+}
+
+impl Default for DaemonDefaults {
+    fn default() -> Self {
+        DaemonDefaults {
+            tick: Duration::from_secs(60),
+            metrics_address: std::net::SocketAddr::from(([0, 0, 0, 0], 8080)),
+            leader_election: true,
+            lease_namespace: None,
+            lease_name: "tailor-leader".into(),
+            lease_duration: Duration::from_secs(15),
+            renew_every: Duration::from_secs(5),
+        }
+    }
+}
+
+/// `tailor run`: loads the config, builds the clients, and runs the daemon
+/// until SIGTERM.
+async fn run_daemon(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let mut config = match &args.config {
+        Some(path) => match Config::load(path) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("tailor: error: {e}");
+                return Ok(ExitCode::from(2));
+            }
+        },
+        None => Config::default(),
+    };
+    config.merge_cli_overrides(&CliOverrides {
+        prometheus_url: args.prometheus_url.clone(),
+        ..CliOverrides::default()
+    });
+    if let Err(e) = config.validate("command line") {
+        eprintln!("tailor: error: {e}");
+        return Ok(ExitCode::from(2));
+    }
+    let client = kube_client(args.kubeconfig.as_deref()).await?;
+    let prometheus = crate::metrics::client::PromClient::new(&config.prometheus)
+        .context("configuring the Prometheus client")?;
+    // INTEGRATION: `config.agent_settings()` and `config.agent.*` once
+    // Config has the `agent` section; these are the same defaults.
+    let settings = crate::agent::AgentSettings::default();
+    let agent = DaemonDefaults::default();
+
+    let elector = agent.leader_election.then(|| {
+        let namespace = agent
+            .lease_namespace
+            .clone()
+            .or_else(pod_namespace)
+            .unwrap_or_else(|| "default".into());
+        crate::daemon::LeaderElector::new(
+            client.clone(),
+            namespace,
+            agent.lease_name.clone(),
+            crate::daemon::LeaderElector::identity_from_env(),
+            agent.lease_duration,
+            agent.renew_every,
+        )
+    });
+    let mut options = crate::daemon::RunOptions::new(agent.tick, agent.metrics_address);
+    options.once = args.once;
+    let counts = prometheus.clone();
+    options.query_totals = Some(std::sync::Arc::new(move || counts.counts().into()));
+
+    // INTEGRATION: replace the next two statements with the adapters:
+    //   let cluster = crate::cluster::kube::KubeCluster::new(client.clone(), KubeOptions::from(&config));
+    //   let source = crate::metrics::source::PrometheusSource::new(prometheus.clone(), config.clone());
+    //   return run_with_ports(cluster, source.clone(), source, settings, elector, options).await;
+    let _ = (&client, &prometheus, settings, elector, options);
+    bail!("`tailor run` is not wired to the Kubernetes and Prometheus adapters yet")
+}
+
+/// Runs the daemon over the given ports until SIGTERM or SIGINT.
+pub async fn run_with_ports<C, U, S>(
+    cluster: C,
+    usage: U,
+    slo: S,
+    settings: crate::agent::AgentSettings,
+    elector: Option<crate::daemon::LeaderElector>,
+    options: crate::daemon::RunOptions,
+) -> anyhow::Result<ExitCode>
+where
+    C: crate::ports::Cluster,
+    U: crate::ports::UsageSource,
+    S: crate::ports::SloSource,
+{
+    let summary = crate::daemon::run(
+        cluster,
+        usage,
+        slo,
+        crate::ports::Silent,
+        settings,
+        elector,
+        options,
+        crate::daemon::shutdown_signal(),
+    )
+    .await?;
+    tracing::info!(
+        ticks = summary.ticks,
+        tick_errors = summary.tick_errors,
+        leader_terms = summary.leader_terms,
+        lease_released = summary.lease_released,
+        applied = summary.stats.applied,
+        reverted = summary.stats.reverted,
+        "stopped"
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn approve(args: ApproveArgs) -> anyhow::Result<ExitCode> {
+    let client = kube_client(args.kubeconfig.as_deref()).await?;
+    match crate::daemon::revert::approve(&client, &args.workload).await {
+        Ok((name, fingerprint)) => {
+            println!("approved {fingerprint} on {name}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(
+            e @ (crate::daemon::revert::RevertError::BadRequest(_)
+            | crate::daemon::revert::RevertError::NoProposal { .. }
+            | crate::daemon::revert::RevertError::NoRecommendation(_)
+            | crate::daemon::revert::RevertError::Ambiguous(..)),
+        ) => {
+            eprintln!("tailor: error: {e}");
+            Ok(ExitCode::from(2))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn revert(args: RevertArgs) -> anyhow::Result<ExitCode> {
+    use crate::daemon::revert::{self, RevertOutcome};
+    let one = match (&args.workload, args.all) {
+        (Some(text), false) => match revert::parse_workload(text) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                eprintln!("tailor: error: {e}");
+                return Ok(ExitCode::from(2));
+            }
+        },
+        _ => None,
+    };
+    let client = kube_client(args.kubeconfig.as_deref()).await?;
+    let targets = match one {
+        Some(w) => vec![w],
+        None => revert::workloads_with_last_known_good(&client).await?,
+    };
+    let mut failed = 0;
+    for workload in &targets {
+        match revert::revert_workload(&client, workload).await {
+            Ok(RevertOutcome::Reverted { containers }) => {
+                println!("{workload}: reverted {}", containers.join(", "));
+            }
+            Ok(RevertOutcome::AlreadyThere) => {
+                println!("{workload}: already at its last-known-good values");
+            }
+            Err(e) => {
+                failed += 1;
+                eprintln!("tailor: error: {e}");
+            }
+        }
+    }
+    if args.all && targets.is_empty() {
+        println!("no workload has a tailor.dev/last-known-good annotation");
+    }
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

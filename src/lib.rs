@@ -11,6 +11,7 @@ pub mod agent;
 pub mod app;
 pub mod cluster;
 pub mod config;
+pub mod daemon;
 pub mod domain;
 pub mod guard;
 pub mod metrics;
