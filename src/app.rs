@@ -468,40 +468,6 @@ async fn kube_client(kubeconfig: Option<&Path>) -> anyhow::Result<kube::Client> 
     kube::Client::try_from(config).context("building the Kubernetes client")
 }
 
-/// The namespace this pod runs in (the service account's), for the Lease.
-fn pod_namespace() -> Option<String> {
-    std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
-        .ok()
-        .map(|n| n.trim().to_string())
-        .filter(|n| !n.is_empty())
-}
-
-/// `agent.*` settings `tailor run` uses until `Config` has its `agent`
-/// section (same keys and defaults).
-struct DaemonDefaults {
-    tick: Duration,
-    metrics_address: std::net::SocketAddr,
-    leader_election: bool,
-    lease_namespace: Option<String>,
-    lease_name: String,
-    lease_duration: Duration,
-    renew_every: Duration,
-}
-
-impl Default for DaemonDefaults {
-    fn default() -> Self {
-        DaemonDefaults {
-            tick: Duration::from_secs(60),
-            metrics_address: std::net::SocketAddr::from(([0, 0, 0, 0], 8080)),
-            leader_election: true,
-            lease_namespace: None,
-            lease_name: "tailor-leader".into(),
-            lease_duration: Duration::from_secs(15),
-            renew_every: Duration::from_secs(5),
-        }
-    }
-}
-
 /// `tailor run`: loads the config, builds the clients, and runs the daemon
 /// until SIGTERM.
 async fn run_daemon(args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -526,37 +492,38 @@ async fn run_daemon(args: RunArgs) -> anyhow::Result<ExitCode> {
     let client = kube_client(args.kubeconfig.as_deref()).await?;
     let prometheus = crate::metrics::client::PromClient::new(&config.prometheus)
         .context("configuring the Prometheus client")?;
-    // INTEGRATION: `config.agent_settings()` and `config.agent.*` once
-    // Config has the `agent` section; these are the same defaults.
-    let settings = crate::agent::AgentSettings::default();
-    let agent = DaemonDefaults::default();
-
-    let elector = agent.leader_election.then(|| {
-        let namespace = agent
-            .lease_namespace
-            .clone()
-            .or_else(pod_namespace)
-            .unwrap_or_else(|| "default".into());
+    let settings = config.agent_settings();
+    let agent = &config.agent;
+    let metrics_address: std::net::SocketAddr =
+        agent.metrics_address.parse().with_context(|| {
+            format!(
+                "agent.metrics_address {:?} is not an address; write it like 0.0.0.0:8080",
+                agent.metrics_address
+            )
+        })?;
+    let election = &agent.leader_election;
+    let elector = election.enabled.then(|| {
         crate::daemon::LeaderElector::new(
             client.clone(),
-            namespace,
-            agent.lease_name.clone(),
+            election.lease_namespace(),
+            election.lease_name.clone(),
             crate::daemon::LeaderElector::identity_from_env(),
-            agent.lease_duration,
-            agent.renew_every,
+            election.lease_duration,
+            election.renew_every,
         )
     });
-    let mut options = crate::daemon::RunOptions::new(agent.tick, agent.metrics_address);
+    let mut options = crate::daemon::RunOptions::new(agent.tick, metrics_address);
     options.once = args.once;
     let counts = prometheus.clone();
     options.query_totals = Some(std::sync::Arc::new(move || counts.counts().into()));
 
-    // INTEGRATION: replace the next two statements with the adapters:
-    //   let cluster = crate::cluster::kube::KubeCluster::new(client.clone(), KubeOptions::from(&config));
-    //   let source = crate::metrics::source::PrometheusSource::new(prometheus.clone(), config.clone());
-    //   return run_with_ports(cluster, source.clone(), source, settings, elector, options).await;
-    let _ = (&client, &prometheus, settings, elector, options);
-    bail!("`tailor run` is not wired to the Kubernetes and Prometheus adapters yet")
+    let cluster = crate::cluster::kube::KubeCluster::new(
+        client.clone(),
+        crate::cluster::kube::KubeOptions::default(),
+    );
+    let source = crate::metrics::source::PrometheusSource::new(prometheus, config.clone())
+        .context("configuring the SLI templates")?;
+    run_with_ports(cluster, source.clone(), source, settings, elector, options).await
 }
 
 /// Runs the daemon over the given ports until SIGTERM or SIGINT.
