@@ -164,6 +164,19 @@ pub enum DevCommand {
         #[arg(long, value_parser = parse_instant)]
         end: Option<DateTime<Utc>>,
     },
+    /// Serve the Kubernetes API test server with a cluster file until Ctrl-C
+    /// (a local trial of `tailor run`; see docs/testing.md).
+    Apiserver {
+        /// Cluster file (e.g. simulations/e2e/cluster.yaml).
+        #[arg(long, default_value = "simulations/e2e/cluster.yaml")]
+        cluster: PathBuf,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:6443")]
+        listen: std::net::SocketAddr,
+        /// Write a kubeconfig for the server here.
+        #[arg(long)]
+        kubeconfig: Option<PathBuf>,
+    },
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -265,6 +278,30 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let text = serde_yaml_ng::to_string(&Config::default())
                 .context("rendering the default config")?;
             print!("{text}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Dev(DevCommand::Apiserver {
+            cluster,
+            listen,
+            kubeconfig,
+        }) => {
+            let config = crate::sim::apiserver::load_cluster(&cluster)
+                .with_context(|| format!("loading {}", cluster.display()))?;
+            if let Some(path) = &kubeconfig {
+                std::fs::write(
+                    path,
+                    crate::sim::apiserver::kubeconfig(&format!("http://{listen}")),
+                )
+                .with_context(|| format!("writing {}", path.display()))?;
+                eprintln!("kubeconfig written to {}", path.display());
+            }
+            eprintln!(
+                "Kubernetes API test server on http://{listen} (metrics at /metrics); Ctrl-C stops it"
+            );
+            tokio::select! {
+                served = crate::sim::apiserver::serve_forever(config, listen) => served?,
+                _ = crate::daemon::shutdown_signal() => {}
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Dev(DevCommand::WriteHistory { out, days, end }) => {

@@ -1001,8 +1001,10 @@ fn check_rollout(r: &RolloutConfig) -> Check {
         Ok(())
     };
     at_least("timeout", r.timeout, MINUTE, "15m (the default)")?;
-    at_least("bake", r.bake, 5 * MINUTE, "30m (the default)")?;
-    at_least("baseline", r.baseline, 5 * MINUTE, "1h (the default)")?;
+    // Floors low enough for a local trial against the API test server;
+    // the defaults are what production wants.
+    at_least("bake", r.bake, MINUTE, "30m (the default)")?;
+    at_least("baseline", r.baseline, MINUTE, "1h (the default)")?;
     if r.warmup >= r.bake {
         return Err(problem(
             "rollout.warmup",
@@ -1385,11 +1387,11 @@ fn check_prometheus(p: &PrometheusConfig) -> Check {
 }
 
 fn check_history(h: &HistoryConfig) -> Check {
-    if h.window < HOUR {
+    if h.window < 10 * MINUTE {
         return Err(problem(
             "history.window",
-            format!("the window {} is shorter than 1h", show(h.window)),
-            "write at least 1h; 14d (the default) or more covers weekly cycles",
+            format!("the window {} is shorter than 10m", show(h.window)),
+            "write at least 10m; 14d (the default) or more covers weekly cycles",
         ));
     }
     if h.resolution < 15 * SECOND || h.resolution > HOUR {
@@ -1454,11 +1456,11 @@ fn check_history(h: &HistoryConfig) -> Check {
             ),
         ));
     }
-    if h.half_life < HOUR {
+    if h.half_life < 10 * MINUTE {
         return Err(problem(
             "history.half_life",
-            format!("the half-life {} is shorter than 1h", show(h.half_life)),
-            "write at least 1h, e.g. 24h (the default); shorter forgets yesterday's peak by tonight",
+            format!("the half-life {} is shorter than 10m", show(h.half_life)),
+            "write at least 10m, e.g. 24h (the default); shorter forgets yesterday's peak by tonight",
         ));
     }
     Ok(())
@@ -2104,14 +2106,14 @@ mod tests {
             ("prometheus: {cluster_label: k8s-cluster, cluster: eu-1}", "prometheus.cluster_label", "letters, digits and `_`"),
             ("prometheus: {cluster_label: 1cluster, cluster: eu-1}", "prometheus.cluster_label", "k8s_cluster"),
             ("prometheus: {cluster_label: cluster, cluster: ''}", "prometheus.cluster", "value of the `cluster` label"),
-            ("history: {window: 30m}", "history.window", "at least 1h"),
+            ("history: {window: 5m}", "history.window", "at least 10m"),
             ("history: {resolution: 10s}", "history.resolution", "between 15s and 1h"),
             ("history: {resolution: 2h}", "history.resolution", "between 15s and 1h"),
             ("history: {memory_peak_interval: 1m}", "history.memory_peak_interval", "between 5m and 24h"),
             ("history: {memory_peak_interval: 2d}", "history.memory_peak_interval", "between 5m and 24h"),
             ("history: {chunk: 1m}", "history.chunk", "at least 5m"),
             ("history: {resolution: 15s, memory_peak_interval: 15s, chunk: 3d}", "history.chunk", "at most 1d21h50m"),
-            ("history: {half_life: 30m}", "history.half_life", "at least 1h"),
+            ("history: {half_life: 5m}", "history.half_life", "at least 10m"),
             ("pricing: {cpu_core_hour_usd: -1}", "pricing.cpu_core_hour_usd", "per vCPU-hour"),
             ("pricing: {memory_gib_hour_usd: .nan}", "pricing.memory_gib_hour_usd", "per GiB-hour"),
             ("pricing: {memory_gib_hour_usd: .inf}", "pricing.memory_gib_hour_usd", "zero or more"),
@@ -2555,7 +2557,7 @@ mod tests {
             ("guardrails: {max_in_flight: 0}", "guardrails.max_in_flight", "at least 1"),
             ("guardrails: {freeze_windows: [{days: [], start: '01:00', end: '02:00'}]}", "guardrails.freeze_windows[0].days", "days"),
             ("guard: {alpha: 2}", "guard.alpha", "between 0 and 1"),
-            ("rollout: {bake: 1m}", "rollout.bake", "at least 5m"),
+            ("rollout: {bake: 30s}", "rollout.bake", "at least 1m"),
             ("rollout: {warmup: 30m}", "rollout.warmup", "well under the bake"),
             ("rollout: {comparable_load: 0}", "rollout.comparable_load", "above 0"),
             ("agent: {tick: 0s}", "agent.tick", "between 1s and 10m"),

@@ -241,43 +241,62 @@ pub async fn discover(
             },
         )
         .await?;
-    // Requests and limits per pod container, the last value in the window.
+    // Requests and limits per pod container: for running pods the values
+    // exposed now (a pod recreated under the same name, as StatefulSet pods
+    // are, must not keep its old values through `last_over_time`); for pods
+    // gone, the last value in the window.
     let mut values: HashMap<(String, String, String), Resources> = HashMap::new();
+    let mut now_values: HashMap<(String, String, String), Resources> = HashMap::new();
     let mut bad_values = Vec::new();
     for (metric, is_limit) in [
         ("kube_pod_container_resource_requests", false),
         ("kube_pod_container_resource_limits", true),
     ] {
-        let query = seen(metric, "namespace, pod, container, resource");
-        let mut bad = 0u64;
-        client
-            .instant(&query, at, |l, s| {
-                let Some(&(_, v)) = s.first() else { return };
-                if !v.is_finite() || v < 0.0 {
-                    bad += 1;
-                    return;
-                }
-                let key = (
-                    label(l, "namespace").into(),
-                    label(l, "pod").into(),
-                    label(l, "container").into(),
-                );
-                let r = values.entry(key).or_default();
-                match (label(l, "resource"), is_limit) {
-                    ("cpu", false) => r.cpu_request = Some(MilliCores::from_cores(v)),
-                    ("cpu", true) => r.cpu_limit = Some(MilliCores::from_cores(v)),
-                    ("memory", false) => r.memory_request = Some(Bytes::from_f64(v)),
-                    ("memory", true) => r.memory_limit = Some(Bytes::from_f64(v)),
-                    _ => {}
-                }
-            })
-            .await?;
-        if bad > 0 {
-            let what = if is_limit { "limit" } else { "request" };
-            bad_values.push((
-                format!("NaN or negative {what} samples (kube-state-metrics) ignored"),
-                bad,
-            ));
+        let by = "namespace, pod, container, resource";
+        let now_query = format!("max by ({by}) ({})", Selector::new(metric).scoped(scope));
+        for (query, target) in [
+            (seen(metric, by), &mut values),
+            (now_query, &mut now_values),
+        ] {
+            let mut bad = 0u64;
+            client
+                .instant(&query, at, |l, s| {
+                    let Some(&(_, v)) = s.first() else { return };
+                    if !v.is_finite() || v < 0.0 {
+                        bad += 1;
+                        return;
+                    }
+                    let key = (
+                        label(l, "namespace").into(),
+                        label(l, "pod").into(),
+                        label(l, "container").into(),
+                    );
+                    let r = target.entry(key).or_default();
+                    match (label(l, "resource"), is_limit) {
+                        ("cpu", false) => r.cpu_request = Some(MilliCores::from_cores(v)),
+                        ("cpu", true) => r.cpu_limit = Some(MilliCores::from_cores(v)),
+                        ("memory", false) => r.memory_request = Some(Bytes::from_f64(v)),
+                        ("memory", true) => r.memory_limit = Some(Bytes::from_f64(v)),
+                        _ => {}
+                    }
+                })
+                .await?;
+            if bad > 0 {
+                let what = if is_limit { "limit" } else { "request" };
+                bad_values.push((
+                    format!("NaN or negative {what} samples (kube-state-metrics) ignored"),
+                    bad,
+                ));
+            }
+        }
+    }
+    // Running pods: what is exposed now wins, including "not set".
+    for ((namespace, pod, container), r) in values.iter_mut() {
+        if alive.contains(&(namespace.clone(), pod.clone())) {
+            *r = now_values
+                .get(&(namespace.clone(), pod.clone(), container.clone()))
+                .copied()
+                .unwrap_or_default();
         }
     }
     // HPAs and the resources they scale on (utilization targets only: those
