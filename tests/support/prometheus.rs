@@ -127,6 +127,51 @@ impl Prometheus {
         }
     }
 
+    /// An empty Prometheus scraping `target` (`host:port`, path `/metrics`)
+    /// every `interval_s` seconds: the live setup of the end-to-end test.
+    pub fn start_scraping(target: &str, interval_s: u32) -> Prometheus {
+        process::require("prometheus", "prometheus");
+        let dir = tempfile::Builder::new()
+            .prefix("tailor-prometheus-")
+            .tempdir()
+            .expect("creating a temp dir");
+        let config = dir.path().join("prometheus.yml");
+        let tsdb = dir.path().join("tsdb");
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: {interval_s}s\n  evaluation_interval: {interval_s}s\n\
+                 scrape_configs:\n  - job_name: cluster\n    static_configs:\n      - targets: [\"{target}\"]\n"
+            ),
+        )
+        .expect("writing the Prometheus config");
+        let started = Instant::now();
+        let server = Server::start(
+            "prometheus",
+            dir.path(),
+            READY_TIMEOUT,
+            |port| {
+                let mut cmd = Command::new("prometheus");
+                cmd.arg(format!("--config.file={}", config.display()))
+                    .arg(format!("--storage.tsdb.path={}", tsdb.display()))
+                    .arg(format!("--web.listen-address=127.0.0.1:{port}"));
+                cmd
+            },
+            |url| http::get(url, "/-/ready").is_ok_and(|r| r.status == 200),
+        );
+        let timings = Timings {
+            write: Duration::ZERO,
+            backfill: Duration::ZERO,
+            start: started.elapsed(),
+        };
+        Prometheus {
+            server,
+            stats: WriteStats::default(),
+            timings,
+            dir,
+        }
+    }
+
     /// One server per `name` for the whole test binary, started with
     /// `spec()` on first use, so tests can share weeks of history that take
     /// seconds to load. Never dropped: when the binary exits, the server's
