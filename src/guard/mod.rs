@@ -282,6 +282,10 @@ pub struct Evaluation {
     pub skipped: Vec<Skipped>,
     /// Input values dropped because NaN, infinite, negative or out of range.
     pub ignored_samples: usize,
+    /// An SLI the baseline has could not be judged yet (too few bake
+    /// intervals or requests): a caller must not confirm on this evaluation.
+    #[serde(default)]
+    pub pending: bool,
 }
 
 impl Evaluation {
@@ -352,12 +356,18 @@ pub fn evaluate(
 
     let sli_configured = baseline_sli.is_some() || bake_sli.is_some();
     let mut sli_judged = false;
+    let mut pending = false;
     if sli_configured {
         let base = SliWindow::clean(baseline_sli.unwrap_or_default(), &mut ignored);
         let bake = SliWindow::clean(bake_sli.unwrap_or_default(), &mut ignored);
-        sli_judged |= judge.error_ratio(&base, &bake);
-        sli_judged |= judge.latency(Signal::LatencyP95, &base.p95, &bake.p95);
-        sli_judged |= judge.latency(Signal::LatencyP99, &base.p99, &bake.p99);
+        let errors = judge.error_ratio(&base, &bake);
+        let p95 = judge.latency(Signal::LatencyP95, &base.p95, &bake.p95);
+        let p99 = judge.latency(Signal::LatencyP99, &base.p99, &bake.p99);
+        sli_judged = errors || p95 || p99;
+        // A signal the baseline carries but the bake cannot judge yet.
+        pending = (!errors && base.requests > 0.0)
+            || (!p95 && !base.p95.is_empty())
+            || (!p99 && !base.p99.is_empty());
     }
 
     let base = ResourceWindow::clean(baseline_res, false, &mut ignored);
@@ -386,6 +396,7 @@ pub fn evaluate(
         findings,
         skipped,
         ignored_samples: ignored,
+        pending,
     }
 }
 

@@ -430,7 +430,12 @@ pub fn on_evaluation(
     let summary = evaluation.summary();
     match verdict {
         Verdict::Breach => revert_on(record, evaluation, "SLO regression", now),
-        Verdict::NoData if now >= deadline + settings.no_data_grace_s => {
+        // Missing data, or an SLI still pending, extends the bake up to the
+        // grace; past it the change is reverted: never confirmed without evidence.
+        Verdict::NoData | Verdict::Healthy
+            if (verdict == Verdict::NoData || evaluation.pending)
+                && now >= deadline + settings.no_data_grace_s =>
+        {
             record.verdict = Some(VerdictRecord {
                 at: now,
                 verdict,
@@ -440,13 +445,13 @@ pub fn on_evaluation(
             start_revert(
                 record,
                 format!(
-                    "no SLI data for {} minutes past the bake deadline: never confirmed without evidence",
+                    "SLIs not judged {} minutes past the bake deadline ({summary}): never confirmed without evidence",
                     settings.no_data_grace_s / 60
                 ),
                 now,
             );
         }
-        Verdict::Healthy if now >= deadline => {
+        Verdict::Healthy if now >= deadline && !evaluation.pending => {
             record.verdict = Some(VerdictRecord {
                 at: now,
                 verdict,
@@ -569,6 +574,7 @@ mod tests {
             findings,
             skipped: Vec::new(),
             ignored_samples: 0,
+            pending: false,
         }
     }
 
@@ -668,6 +674,25 @@ mod tests {
             evaluation(Verdict::NoData, vec![]),
             deadline + s.no_data_grace_s,
         );
+        assert_eq!(r.phase, Phase::Reverting);
+    }
+
+    #[test]
+    fn a_pending_sli_never_confirms() {
+        let s = RolloutSettings::default();
+        let mut r = record();
+        on_applied(&mut r, Ok(()), T0);
+        on_rollout(&mut r, &s, status(3, 3), T0);
+        let deadline = T0 + s.warmup_s + s.bake_s;
+        let mut pending = evaluation(Verdict::Healthy, vec![]);
+        pending.pending = true;
+        on_evaluation(&mut r, &s, pending.clone(), deadline);
+        assert_eq!(
+            r.phase,
+            Phase::Baking,
+            "healthy but latency unjudged: keep baking"
+        );
+        on_evaluation(&mut r, &s, pending, deadline + s.no_data_grace_s);
         assert_eq!(r.phase, Phase::Reverting);
     }
 
