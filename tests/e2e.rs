@@ -49,10 +49,10 @@ guardrails:
   changes_per_hour: 60
 rollout:
   timeout: 2m
-  bake: 1m
-  baseline: 2m
+  bake: 4m
+  baseline: 3m
   warmup: 10s
-  no_data_grace: 1m
+  no_data_grace: 2m
 agent:
   tick: 5s
   plan_interval: 10s
@@ -167,7 +167,7 @@ async fn tailor_run_right_sizes_reverts_and_survives_kill_9() {
     let mut a = Agent::start(&dir, "a");
     let _b = Agent::start(&dir, "b");
 
-    let deadline = Instant::now() + Duration::from_secs(600);
+    let deadline = Instant::now() + Duration::from_secs(1200);
     let mut killed_in_bake = false;
     let mut a2: Option<Agent> = None;
     let mut max_in_flight = 0;
