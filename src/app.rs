@@ -621,7 +621,7 @@ async fn approve(args: ApproveArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn revert(args: RevertArgs) -> anyhow::Result<ExitCode> {
-    use crate::daemon::revert::{self, RevertOutcome};
+    use crate::daemon::revert;
     let one = match (&args.workload, args.all) {
         (Some(text), false) => match revert::parse_workload(text) {
             Ok(w) => Some(w),
@@ -637,18 +637,17 @@ async fn revert(args: RevertArgs) -> anyhow::Result<ExitCode> {
         Some(w) => vec![w],
         None => revert::workloads_with_last_known_good(&client).await?,
     };
+    let cluster = crate::cluster::kube::KubeCluster::new(
+        client.clone(),
+        crate::cluster::kube::KubeOptions::default(),
+    );
     let mut failed = 0;
     for workload in &targets {
-        match revert::revert_workload(&client, workload).await {
-            Ok(RevertOutcome::Reverted { containers }) => {
-                println!("{workload}: reverted {}", containers.join(", "));
-            }
-            Ok(RevertOutcome::AlreadyThere) => {
-                println!("{workload}: already at its last-known-good values");
-            }
+        match cluster.revert_to_last_known_good(workload).await {
+            Ok(()) => println!("{workload}: at its last-known-good values"),
             Err(e) => {
                 failed += 1;
-                eprintln!("tailor: error: {e}");
+                eprintln!("tailor: error: {workload}: {e}");
             }
         }
     }

@@ -1,45 +1,21 @@
-//! The human commands that act on the cluster without the loop:
-//! `tailor revert` (put back `tailor.dev/last-known-good`) and
-//! `tailor approve` (approve a proposed change).
-//!
-//! The revert is a JSON Patch (RFC 6902) whose `test` ops pin each
-//! container's name and current `resources` as read, so a concurrent edit
-//! makes it fail instead of being clobbered. [`revert_ops`] builds it and is
-//! pure; the rest is thin kube-rs I/O.
+//! The human commands that act on the cluster without the loop: finding the
+//! workloads `tailor revert --all` restores (the restore itself is
+//! `cluster::kube::KubeCluster::revert_to_last_known_good`, the same JSON
+//! Patch discipline the agent uses) and `tailor approve`.
 
-use std::collections::BTreeMap;
-
-use axum::http::{Request, header};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams};
-use serde_json::{Map, Value, json};
+use serde_json::json;
 
 use crate::cluster::annotations;
-use crate::cluster::crd::{Recommendation, ResourceValues};
+use crate::cluster::crd::Recommendation;
 use crate::domain::{WorkloadKind, WorkloadRef};
-use crate::units::{Bytes, MilliCores, Quantity};
 
 /// Why a revert or an approval failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RevertError {
-    #[error("{0} has no tailor.dev/last-known-good annotation: tailor never changed it")]
-    NoLastKnownGood(WorkloadRef),
-    #[error(
-        "{workload}: tailor.dev/last-known-good is not a JSON map of container values: {reason}"
-    )]
-    BadAnnotation {
-        workload: WorkloadRef,
-        reason: String,
-    },
-    #[error("{workload}: container {container} is no longer in the pod template")]
-    ContainerGone {
-        workload: WorkloadRef,
-        container: String,
-    },
     #[error("{0}: tailor only changes Deployments, StatefulSets and DaemonSets")]
     UnsupportedKind(WorkloadRef),
-    #[error("{0} changed since it was read (a test op failed); run the command again")]
-    Conflict(WorkloadRef),
     #[error("no Recommendation for {0}: tailor has not looked at it yet")]
     NoRecommendation(String),
     #[error("{0} matches several workloads ({1}); name it as NAMESPACE/KIND/NAME")]
@@ -50,15 +26,6 @@ pub enum RevertError {
     BadRequest(String),
     #[error("kubernetes API: {0}")]
     Api(#[from] kube::Error),
-}
-
-/// What a revert did to one workload.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum RevertOutcome {
-    /// Patched: these containers got their last-known-good values back.
-    Reverted { containers: Vec<String> },
-    /// The workload already has its last-known-good values.
-    AlreadyThere,
 }
 
 /// Parses `NAMESPACE/KIND/NAME` (kind: `deployment`/`deploy`,
@@ -92,131 +59,6 @@ fn parse_kind(text: &str) -> Option<WorkloadKind> {
     })
 }
 
-/// The last-known-good values recorded on `object`.
-pub fn last_known_good(
-    object: &Value,
-    workload: &WorkloadRef,
-) -> Result<BTreeMap<String, ResourceValues>, RevertError> {
-    let text = object
-        .pointer("/metadata/annotations")
-        .and_then(|a| a.get(annotations::LAST_KNOWN_GOOD))
-        .and_then(Value::as_str)
-        .ok_or_else(|| RevertError::NoLastKnownGood(workload.clone()))?;
-    serde_json::from_str(text).map_err(|e| RevertError::BadAnnotation {
-        workload: workload.clone(),
-        reason: e.to_string(),
-    })
-}
-
-/// The JSON Patch that gives each container in `known` its values back on
-/// `object` (a workload as JSON), or no op when they are already there.
-/// Per changed container: `test` its name and its current `resources`, then
-/// `add` (replace) `resources` with only cpu and memory changed.
-pub fn revert_ops(
-    object: &Value,
-    workload: &WorkloadRef,
-    known: &BTreeMap<String, ResourceValues>,
-) -> Result<Vec<Value>, RevertError> {
-    let containers = object
-        .pointer("/spec/template/spec/containers")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    let mut ops = Vec::new();
-    for (name, values) in known {
-        let Some((index, container)) = containers
-            .iter()
-            .enumerate()
-            .find(|(_, c)| c.get("name").and_then(Value::as_str) == Some(name))
-        else {
-            return Err(RevertError::ContainerGone {
-                workload: workload.clone(),
-                container: name.clone(),
-            });
-        };
-        let current = container.get("resources");
-        let wanted = restored_resources(current, values);
-        let empty = Value::Object(Map::new());
-        if same_resources(current.unwrap_or(&empty), &wanted) {
-            continue;
-        }
-        let base = format!("/spec/template/spec/containers/{index}");
-        ops.push(json!({"op": "test", "path": format!("{base}/name"), "value": name}));
-        if let Some(current) = current {
-            ops.push(json!({"op": "test", "path": format!("{base}/resources"), "value": current}));
-        }
-        ops.push(json!({"op": "add", "path": format!("{base}/resources"), "value": wanted}));
-    }
-    Ok(ops)
-}
-
-/// `current` with cpu and memory requests and limits set to `values`
-/// (absent values removed); other resources are kept.
-fn restored_resources(current: Option<&Value>, values: &ResourceValues) -> Value {
-    let mut resources = current
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
-    let cpu = |m: Option<u64>| m.map(|m| MilliCores(m).to_string());
-    let memory = |b: Option<u64>| b.map(|b| Bytes(b).to_string());
-    for (section, entries) in [
-        (
-            "requests",
-            [
-                ("cpu", cpu(values.cpu_request_millicores)),
-                ("memory", memory(values.memory_request_bytes)),
-            ],
-        ),
-        (
-            "limits",
-            [
-                ("cpu", cpu(values.cpu_limit_millicores)),
-                ("memory", memory(values.memory_limit_bytes)),
-            ],
-        ),
-    ] {
-        let mut map = resources
-            .get(section)
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default();
-        for (key, value) in entries {
-            match value {
-                Some(text) => {
-                    map.insert(key.to_string(), Value::String(text));
-                }
-                None => {
-                    map.remove(key);
-                }
-            }
-        }
-        if map.is_empty() {
-            resources.remove(section);
-        } else {
-            resources.insert(section.to_string(), Value::Object(map));
-        }
-    }
-    Value::Object(resources)
-}
-
-/// Equal as quantities (`0.5` is `500m`), for cpu and memory in both sections.
-fn same_resources(a: &Value, b: &Value) -> bool {
-    ["requests", "limits"].iter().all(|section| {
-        ["cpu", "memory"].iter().all(|key| {
-            let read = |v: &Value| {
-                v.get(section)
-                    .and_then(|s| s.get(key))
-                    .map(|q| match q {
-                        Value::String(s) => s.clone(),
-                        other => other.to_string(),
-                    })
-                    .map(|text| Quantity::parse(&text).map(|q| q.millis_ceil()).ok())
-            };
-            read(a) == read(b)
-        })
-    })
-}
-
 fn api_resource(workload: &WorkloadRef) -> Result<ApiResource, RevertError> {
     Ok(match workload.kind {
         WorkloadKind::Deployment => ApiResource::erase::<Deployment>(&()),
@@ -224,46 +66,6 @@ fn api_resource(workload: &WorkloadRef) -> Result<ApiResource, RevertError> {
         WorkloadKind::DaemonSet => ApiResource::erase::<DaemonSet>(&()),
         _ => return Err(RevertError::UnsupportedKind(workload.clone())),
     })
-}
-
-/// Puts back `workload`'s last-known-good values.
-pub async fn revert_workload(
-    client: &kube::Client,
-    workload: &WorkloadRef,
-) -> Result<RevertOutcome, RevertError> {
-    let resource = api_resource(workload)?;
-    let api: Api<DynamicObject> =
-        Api::namespaced_with(client.clone(), &workload.namespace, &resource);
-    let object = serde_json::to_value(api.get(&workload.name).await?)
-        .map_err(|e| RevertError::BadRequest(e.to_string()))?;
-    let known = last_known_good(&object, workload)?;
-    let ops = revert_ops(&object, workload, &known)?;
-    if ops.is_empty() {
-        return Ok(RevertOutcome::AlreadyThere);
-    }
-    let containers = ops
-        .iter()
-        .filter(|op| {
-            op["op"] == "test" && op["path"].as_str().is_some_and(|p| p.ends_with("/name"))
-        })
-        .filter_map(|op| op["value"].as_str().map(str::to_string))
-        .collect();
-    let body = serde_json::to_vec(&ops).map_err(|e| RevertError::BadRequest(e.to_string()))?;
-    let request = Request::patch(format!(
-        "{}/{}?fieldManager=tailor",
-        api.resource_url(),
-        workload.name
-    ))
-    .header(header::CONTENT_TYPE, "application/json-patch+json")
-    .body(body)
-    .map_err(|e| RevertError::BadRequest(e.to_string()))?;
-    match client.request_text(request).await {
-        Ok(_) => Ok(RevertOutcome::Reverted { containers }),
-        Err(kube::Error::Api(status)) if status.code == 409 || status.code == 422 => {
-            Err(RevertError::Conflict(workload.clone()))
-        }
-        Err(e) => Err(e.into()),
-    }
 }
 
 /// Every Deployment, StatefulSet and DaemonSet with a last-known-good
@@ -397,118 +199,6 @@ mod tests {
             kind: WorkloadKind::Deployment,
             name: "web".into(),
         }
-    }
-
-    fn object(resources: Option<Value>, annotation: Option<&str>) -> Value {
-        let mut container = json!({"name": "app", "image": "x"});
-        if let Some(r) = resources {
-            container["resources"] = r;
-        }
-        let mut o = json!({
-            "metadata": {"name": "web", "namespace": "shop", "annotations": {}},
-            "spec": {"template": {"spec": {"containers": [{"name": "sidecar"}, container]}}}
-        });
-        if let Some(a) = annotation {
-            o["metadata"]["annotations"][annotations::LAST_KNOWN_GOOD] = json!(a);
-        }
-        o
-    }
-
-    fn values(cpu_req: Option<u64>, mem_lim: Option<u64>) -> BTreeMap<String, ResourceValues> {
-        BTreeMap::from([(
-            "app".to_string(),
-            ResourceValues {
-                cpu_request_millicores: cpu_req,
-                cpu_limit_millicores: None,
-                memory_request_bytes: None,
-                memory_limit_bytes: mem_lim,
-            },
-        )])
-    }
-
-    type Case = (
-        &'static str,
-        Option<Value>,
-        BTreeMap<String, ResourceValues>,
-        Vec<Value>,
-    );
-
-    #[test]
-    fn revert_patches_table() {
-        let gi = 1 << 30;
-        // (case, current resources, last known good, expected ops)
-        let cases: Vec<Case> = vec![
-            (
-                "changed values: test name and resources, then replace",
-                Some(json!({"requests": {"cpu": "250m"}, "limits": {"memory": "512Mi"}})),
-                values(Some(500), Some(gi)),
-                vec![
-                    json!({"op": "test", "path": "/spec/template/spec/containers/1/name", "value": "app"}),
-                    json!({"op": "test", "path": "/spec/template/spec/containers/1/resources",
-                           "value": {"requests": {"cpu": "250m"}, "limits": {"memory": "512Mi"}}}),
-                    json!({"op": "add", "path": "/spec/template/spec/containers/1/resources",
-                           "value": {"requests": {"cpu": "500m"}, "limits": {"memory": "1Gi"}}}),
-                ],
-            ),
-            (
-                "already the same quantities written differently: nothing",
-                Some(json!({"requests": {"cpu": "0.5"}, "limits": {"memory": "1073741824"}})),
-                values(Some(500), Some(gi)),
-                vec![],
-            ),
-            (
-                "a value unset before is removed, other resources kept",
-                Some(
-                    json!({"requests": {"cpu": "250m", "ephemeral-storage": "1Gi"}, "limits": {"memory": "1Gi"}}),
-                ),
-                values(None, Some(gi)),
-                vec![
-                    json!({"op": "test", "path": "/spec/template/spec/containers/1/name", "value": "app"}),
-                    json!({"op": "test", "path": "/spec/template/spec/containers/1/resources",
-                           "value": {"requests": {"cpu": "250m", "ephemeral-storage": "1Gi"}, "limits": {"memory": "1Gi"}}}),
-                    json!({"op": "add", "path": "/spec/template/spec/containers/1/resources",
-                           "value": {"requests": {"ephemeral-storage": "1Gi"}, "limits": {"memory": "1Gi"}}}),
-                ],
-            ),
-            (
-                "no resources now: only the name can be pinned",
-                None,
-                values(Some(1500), None),
-                vec![
-                    json!({"op": "test", "path": "/spec/template/spec/containers/1/name", "value": "app"}),
-                    json!({"op": "add", "path": "/spec/template/spec/containers/1/resources",
-                           "value": {"requests": {"cpu": "1500m"}}}),
-                ],
-            ),
-        ];
-        for (case, current, known, expected) in cases {
-            let ops = revert_ops(&object(current, None), &web(), &known);
-            assert_eq!(ops.ok(), Some(expected), "{case}");
-        }
-    }
-
-    #[test]
-    fn a_container_gone_is_an_error() {
-        let known = BTreeMap::from([("gone".to_string(), ResourceValues::default())]);
-        assert!(matches!(
-            revert_ops(&object(None, None), &web(), &known),
-            Err(RevertError::ContainerGone { .. })
-        ));
-    }
-
-    #[test]
-    fn the_annotation_is_read_or_explained() {
-        let o = object(None, Some(r#"{"app":{"cpuRequestMillicores":500}}"#));
-        let known = last_known_good(&o, &web()).expect("parses");
-        assert_eq!(known["app"].cpu_request_millicores, Some(500));
-        assert!(matches!(
-            last_known_good(&object(None, None), &web()),
-            Err(RevertError::NoLastKnownGood(_))
-        ));
-        assert!(matches!(
-            last_known_good(&object(None, Some("nope")), &web()),
-            Err(RevertError::BadAnnotation { .. })
-        ));
     }
 
     #[test]
