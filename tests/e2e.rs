@@ -109,6 +109,18 @@ fn phase(server: &ApiServerHandle, namespace: &str, name: &str) -> Option<String
         .and_then(|r| r["status"]["phase"].as_str().map(str::to_string))
 }
 
+/// The identity holding the leader Lease.
+fn leader(server: &ApiServerHandle) -> Option<String> {
+    server
+        .object(
+            "coordination.k8s.io/v1",
+            "Lease",
+            "default",
+            "tailor-leader",
+        )
+        .and_then(|l| l["spec"]["holderIdentity"].as_str().map(str::to_string))
+}
+
 fn in_flight(server: &ApiServerHandle) -> usize {
     recommendations(server)
         .iter()
@@ -140,7 +152,7 @@ fn logs(dir: &Path) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "not passing yet: with a 1 m bake and 60 s SLI steps the guard confirms checkout-api before its latency is judged; needs a bake of 4 m or more and a guard that never confirms with configured latency SLIs unjudged (about 12 min of wall time); run with --ignored"]
+#[ignore = "not passing yet: the last run right-sized and confirmed storefront, left the HPA CPU and the GitOps workload alone and moved leadership, but confirmed checkout-api: its step (request 500m to 375m, limit 1 to 750m) did not raise p99 in the API test server, so the fixture needs a decrease that lands under its bursts; about 12 min of wall time; run with --ignored"]
 async fn tailor_run_right_sizes_reverts_and_survives_kill_9() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut cluster =
@@ -164,8 +176,10 @@ async fn tailor_run_right_sizes_reverts_and_survives_kill_9() {
     let gitops_before = template_resources(&server, "Deployment", "internal", "admin-console");
 
     // Two agents: only the Lease holder acts.
-    let mut a = Agent::start(&dir, "a");
-    let _b = Agent::start(&dir, "b");
+    let mut agents = vec![
+        ("a", Agent::start(&dir, "a")),
+        ("b", Agent::start(&dir, "b")),
+    ];
 
     let deadline = Instant::now() + Duration::from_secs(1200);
     let mut killed_in_bake = false;
@@ -181,8 +195,10 @@ async fn tailor_run_right_sizes_reverts_and_survives_kill_9() {
             && recommendations(&server)
                 .iter()
                 .any(|r| r["status"]["phase"] == "baking")
+            && let Some(holder) = leader(&server)
+            && let Some((_, agent)) = agents.iter_mut().find(|(name, _)| *name == holder)
         {
-            a.kill();
+            agent.kill();
             killed_in_bake = true;
             a2 = Some(Agent::start(&dir, "a2"));
         }
@@ -191,7 +207,7 @@ async fn tailor_run_right_sizes_reverts_and_survives_kill_9() {
         checkout_reverted =
             phase(&server, "checkout", "deployment-checkout-api").as_deref() == Some("reverted");
     }
-    let _ = a2;
+    let _ = (a2, agents);
     assert!(killed_in_bake, "nothing ever baked:\n{}", logs(&dir));
     assert!(
         storefront_confirmed,
