@@ -22,10 +22,16 @@ use crate::units::{Bytes, MilliCores};
 /// Pod annotation naming the workload model its containers run.
 pub const MODEL_ANNOTATION: &str = "sim.tailor.dev/model";
 
-/// Upper bounds of `http_request_duration_seconds` (seconds).
+/// Upper bounds of `http_request_duration_seconds` (seconds): about 10 %
+/// apart from 5 ms to 1 s, where the models' latencies lie, so a rise the
+/// SLO guard should see (e.g. a p99 from 50 to 60 ms) crosses a bucket and
+/// `histogram_quantile` shows it.
 pub const LATENCY_BOUNDS: &[f64] = &[
-    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5,
-    5.0, 10.0,
+    0.005, 0.0055, 0.006, 0.0065, 0.007, 0.0075, 0.008, 0.009, 0.01, 0.011, 0.012, 0.0135, 0.015,
+    0.0165, 0.018, 0.02, 0.022, 0.025, 0.0275, 0.03, 0.033, 0.036, 0.04, 0.044, 0.048, 0.053,
+    0.058, 0.064, 0.07, 0.077, 0.085, 0.093, 0.1, 0.11, 0.12, 0.135, 0.15, 0.165, 0.18, 0.2, 0.22,
+    0.25, 0.275, 0.3, 0.33, 0.36, 0.4, 0.44, 0.5, 0.55, 0.6, 0.65, 0.75, 0.85, 1.0, 1.25, 1.5, 2.0,
+    2.5, 5.0, 10.0,
 ];
 
 /// CFS enforcement periods per second (100 ms periods).
