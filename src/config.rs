@@ -938,26 +938,14 @@ impl Config {
         check_pricing(&self.pricing)?;
         check_selection(&self.selection)?;
         check_policy("default_policy", &self.default_policy, &self.history)?;
-        let mut first_use: BTreeMap<&str, usize> = BTreeMap::new();
+        check_names(
+            "policies",
+            "policy",
+            "`name: latency-sensitive`; reports and annotations refer to policies by name",
+            self.policies.iter().map(|r| r.name.as_str()),
+        )?;
         for (i, rule) in self.policies.iter().enumerate() {
             let at = format!("policies[{i}]");
-            if rule.name.trim().is_empty() {
-                return Err(problem(
-                    format!("{at}.name"),
-                    "the policy has no name",
-                    "give it a short unique name, e.g. `name: latency-sensitive`; reports and annotations refer to policies by name",
-                ));
-            }
-            if let Some(first) = first_use.insert(rule.name.as_str(), i) {
-                return Err(problem(
-                    format!("{at}.name"),
-                    format!(
-                        "the name {:?} is already used by policies[{first}]",
-                        rule.name
-                    ),
-                    "give every policy a unique name",
-                ));
-            }
             check_policy_match(&at, rule, i + 1 < self.policies.len())?;
             check_policy(&format!("{at}.policy"), &rule.policy, &self.history)?;
         }
@@ -1102,27 +1090,42 @@ fn is_dns_label(text: &str) -> bool {
     text.len() <= 63 && !text.contains('.') && is_dns_subdomain(text)
 }
 
-fn check_slo(slo: &SloConfig) -> Check {
+/// Every entry of the list at `key` has a non-empty name no other entry uses.
+fn check_names<'a>(
+    key: &str,
+    kind: &str,
+    example: &str,
+    names: impl Iterator<Item = &'a str>,
+) -> Check {
     let mut first_use: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, name) in names.enumerate() {
+        if name.trim().is_empty() {
+            return Err(problem(
+                format!("{key}[{i}].name"),
+                format!("the {kind} has no name"),
+                format!("give it a short unique name, e.g. {example}"),
+            ));
+        }
+        if let Some(first) = first_use.insert(name, i) {
+            return Err(problem(
+                format!("{key}[{i}].name"),
+                format!("the name {name:?} is already used by {key}[{first}]"),
+                format!("give every {kind} a unique name"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_slo(slo: &SloConfig) -> Check {
+    check_names(
+        "slo.templates",
+        "template",
+        "`name: http`",
+        slo.templates.iter().map(|t| t.name.as_str()),
+    )?;
     for (i, template) in slo.templates.iter().enumerate() {
         let at = format!("slo.templates[{i}]");
-        if template.name.trim().is_empty() {
-            return Err(problem(
-                format!("{at}.name"),
-                "the template has no name",
-                "give it a short unique name, e.g. `name: http`",
-            ));
-        }
-        if let Some(first) = first_use.insert(template.name.as_str(), i) {
-            return Err(problem(
-                format!("{at}.name"),
-                format!(
-                    "the name {:?} is already used by slo.templates[{first}]",
-                    template.name
-                ),
-                "give every template a unique name",
-            ));
-        }
         if let Some(pattern) = &template.matches.namespaces {
             check_namespace_pattern(&format!("{at}.match.namespaces"), pattern)?;
         }

@@ -99,21 +99,7 @@ impl Prometheus {
 
         std::fs::write(&config, "scrape_configs: []\n").expect("writing the Prometheus config");
         let started = Instant::now();
-        let server = Server::start(
-            "prometheus",
-            dir.path(),
-            READY_TIMEOUT,
-            |port| {
-                let mut cmd = Command::new("prometheus");
-                cmd.arg(format!("--config.file={}", config.display()))
-                    .arg(format!("--storage.tsdb.path={}", tsdb.display()))
-                    .arg("--storage.tsdb.retention.time=100y")
-                    .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-                    .arg("--web.enable-admin-api");
-                cmd
-            },
-            |url| http::get(url, "/-/ready").is_ok_and(|r| r.status == 200),
-        );
+        let server = serve(dir.path(), &config, &tsdb);
         let timings = Timings {
             write,
             backfill,
@@ -146,19 +132,7 @@ impl Prometheus {
         )
         .expect("writing the Prometheus config");
         let started = Instant::now();
-        let server = Server::start(
-            "prometheus",
-            dir.path(),
-            READY_TIMEOUT,
-            |port| {
-                let mut cmd = Command::new("prometheus");
-                cmd.arg(format!("--config.file={}", config.display()))
-                    .arg(format!("--storage.tsdb.path={}", tsdb.display()))
-                    .arg(format!("--web.listen-address=127.0.0.1:{port}"));
-                cmd
-            },
-            |url| http::get(url, "/-/ready").is_ok_and(|r| r.status == 200),
-        );
+        let server = serve(dir.path(), &config, &tsdb);
         let timings = Timings {
             write: Duration::ZERO,
             backfill: Duration::ZERO,
@@ -207,4 +181,24 @@ impl Prometheus {
     pub fn data_dir(&self) -> &std::path::Path {
         self.dir.path()
     }
+}
+
+/// Starts `prometheus` with `config` on `tsdb` in `dir`, on a free port,
+/// and waits until it is ready.
+fn serve(dir: &std::path::Path, config: &std::path::Path, tsdb: &std::path::Path) -> Server {
+    Server::start(
+        "prometheus",
+        dir,
+        READY_TIMEOUT,
+        |port| {
+            let mut cmd = Command::new("prometheus");
+            cmd.arg(format!("--config.file={}", config.display()))
+                .arg(format!("--storage.tsdb.path={}", tsdb.display()))
+                .arg("--storage.tsdb.retention.time=100y")
+                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                .arg("--web.enable-admin-api");
+            cmd
+        },
+        |url| http::get(url, "/-/ready").is_ok_and(|r| r.status == 200),
+    )
 }
