@@ -704,3 +704,43 @@ def test_docker_build_context_has_what_cargo_reads():
     assert included, "no include_str! found: the pattern is wrong"
     for path in included:
         assert path.parts[0] in allowed or str(path) in allowed, f"{path} is not in the Docker build context"
+
+
+def test_dashboard_savings_query_computes_the_saving(tmp_path):
+    """The savings panel's PromQL on known series, through promtool: two
+    agent replicas exporting the same gauges (counted once), replicas from
+    kube-state-metrics, a StatefulSet whose memory is not recommended."""
+    panel = next(p for p in dashboard()["panels"] if p["title"] == "Savings at the recommended requests")
+    expr = panel["targets"][0]["expr"]
+    for var, value in {**GRAFANA_VARIABLES, "$cpu_price": "0.5", "$memory_price": "0.25"}.items():
+        expr = expr.replace(var, value)
+    gib = 1 << 30
+    series = []
+    for instance in ("10.0.0.1:8080", "10.0.0.2:8080"):
+        base = f'job="tailor",instance="{instance}",namespace="shop"'
+        web = f'{base},workload_kind="Deployment",workload="web",container="app"'
+        db = f'{base},workload_kind="StatefulSet",workload="db",container="postgres"'
+        series += [
+            {"series": f'tailor_recommendation_cpu_millicores{{{web},kind="current"}}', "values": "1000x10"},
+            {"series": f'tailor_recommendation_cpu_millicores{{{web},kind="recommended"}}', "values": "500x10"},
+            {"series": f'tailor_recommendation_memory_bytes{{{web},kind="current"}}', "values": f"{2 * gib}x10"},
+            {"series": f'tailor_recommendation_memory_bytes{{{web},kind="recommended"}}', "values": f"{gib}x10"},
+            {"series": f'tailor_recommendation_cpu_millicores{{{db},kind="current"}}', "values": "2000x10"},
+            {"series": f'tailor_recommendation_cpu_millicores{{{db},kind="recommended"}}', "values": "1000x10"},
+        ]
+    ksm = 'job="kube-state-metrics",instance="10.0.0.9:8080",namespace="shop"'
+    series += [
+        {"series": f'kube_deployment_spec_replicas{{{ksm},deployment="web"}}', "values": "3x10"},
+        {"series": f'kube_statefulset_replicas{{{ksm},statefulset="db"}}', "values": "2x10"},
+        {"series": f'kube_daemonset_status_desired_number_scheduled{{{ksm},daemonset="agent"}}', "values": "5x10"},
+    ]
+    # web: 0.5 core x $0.5 + 1 GiB x $0.25, x 3 replicas = 1.5; db: 1 core x $0.5 x 2 = 1; x 730 h.
+    expected = (1.5 + 1.0) * 730
+    (tmp_path / "empty.yaml").write_text(yaml.safe_dump({"groups": []}))
+    test = {"rule_files": ["empty.yaml"], "evaluation_interval": "1m", "tests": [{
+        "interval": "1m", "input_series": series,
+        "promql_expr_test": [{"expr": expr, "eval_time": "5m", "exp_samples": [{"labels": "{}", "value": expected}]}],
+    }]}
+    (tmp_path / "savings.test.yaml").write_text(yaml.safe_dump(test))
+    run = subprocess.run([promtool(), "test", "rules", "savings.test.yaml"], cwd=tmp_path, capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
