@@ -960,6 +960,7 @@ impl Config {
                 format!("write {}", e.expected),
             )
         })?;
+        check_guard_power(&self.rollout, &self.guard)?;
         check_agent(&self.agent)?;
         check_slo(&self.slo)?;
         Ok(())
@@ -1016,6 +1017,33 @@ fn check_rollout(r: &RolloutConfig) -> Check {
             "rollout.comparable_load",
             format!("the share {} is outside (0, 1]", r.comparable_load),
             "write a fraction above 0 and at most 1, e.g. 0.2 (the default)",
+        ));
+    }
+    Ok(())
+}
+
+/// SLIs are judged per minute: a baseline and a bake with too few minutes
+/// leave the latency test unable to reject at `guard.alpha`, whatever the
+/// bake shows, and no change could ever be confirmed on time.
+fn check_guard_power(r: &RolloutConfig, guard: &crate::guard::GuardPolicy) -> Check {
+    let minutes = |d: Duration| (d.as_secs() / 60) as usize;
+    let (n0, n1) = (
+        minutes(r.baseline),
+        minutes(r.bake.saturating_sub(r.warmup)),
+    );
+    let best = crate::guard::mann_whitney_smallest_p_value(n0, n1);
+    if best >= guard.alpha {
+        return Err(problem(
+            "rollout.baseline",
+            format!(
+                "rollout.baseline {} and rollout.bake {} (less the {} warm-up) hold {n0} and {n1} one-minute SLI intervals: \
+                 too few for the guard's latency test to reach guard.alpha {} (best p = {best:.3}), so no change could be confirmed",
+                show(r.baseline),
+                show(r.bake),
+                show(r.warmup),
+                guard.alpha
+            ),
+            "lengthen rollout.baseline (1h, the default) or rollout.bake, or raise guard.alpha",
         ));
     }
     Ok(())
@@ -2562,6 +2590,7 @@ mod tests {
             ("guard: {alpha: 2}", "guard.alpha", "between 0 and 1"),
             ("rollout: {bake: 30s}", "rollout.bake", "at least 1m"),
             ("rollout: {warmup: 30m}", "rollout.warmup", "well under the bake"),
+            ("rollout: {baseline: 3m, bake: 4m, warmup: 10s}", "rollout.baseline", "raise guard.alpha"),
             ("rollout: {comparable_load: 0}", "rollout.comparable_load", "above 0"),
             ("agent: {tick: 0s}", "agent.tick", "between 1s and 10m"),
             ("agent: {plan_interval: 10s}", "agent.plan_interval", "at least 1m"),

@@ -31,7 +31,9 @@ history:
   chunk: 1h
   half_life: 1h
 default_policy:
-  min_history: 2m
+  # At least the guard's baseline: a change made earlier would be judged
+  # against a partial baseline, and rightly never confirmed.
+  min_history: 5m
   min_history_increase: 1m
   startup_window: 10s
 policies:
@@ -39,7 +41,7 @@ policies:
     match: { namespaces: checkout }
     policy:
       cpu: { limit: keep-ratio }
-      min_history: 2m
+      min_history: 5m
       min_history_increase: 1m
       startup_window: 10s
 guardrails:
@@ -49,8 +51,11 @@ guardrails:
   changes_per_hour: 60
 rollout:
   timeout: 2m
-  bake: 4m
-  baseline: 3m
+  # Five one-minute baseline intervals and four bake intervals are the
+  # fewest with which the guard's rank test can reach alpha 0.01 on a
+  # p99 that never moves at rest (see `tailor config check`).
+  bake: 5m
+  baseline: 5m
   warmup: 10s
   no_data_grace: 2m
 agent:
@@ -152,7 +157,6 @@ fn logs(dir: &Path) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "not passing yet: storefront is right-sized and confirmed, HPA CPU and the GitOps workload stay untouched, leadership moves on kill -9; but checkout-api's step (limit 1 to 750m under 900m bursts) is confirmed: CFS throttling rises, yet the guard sees p99 within bounds through the SLI query; to investigate (query vs model); about 12 min of wall time; run with --ignored"]
 async fn tailor_run_right_sizes_reverts_and_survives_kill_9() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut cluster =
@@ -181,7 +185,7 @@ async fn tailor_run_right_sizes_reverts_and_survives_kill_9() {
         ("b", Agent::start(&dir, "b")),
     ];
 
-    let deadline = Instant::now() + Duration::from_secs(1200);
+    let deadline = Instant::now() + Duration::from_secs(1800);
     let mut killed_in_bake = false;
     let mut a2: Option<Agent> = None;
     let mut max_in_flight = 0;

@@ -33,7 +33,10 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-pub use stats::{mann_whitney_greater_p_value, median, two_proportion_p_value};
+pub use stats::{
+    mann_whitney_best_p_value, mann_whitney_greater_p_value, mann_whitney_smallest_p_value, median,
+    two_proportion_p_value,
+};
 
 /// One interval's SLIs for a workload (end of interval, unix seconds).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -575,6 +578,22 @@ impl Judge<'_> {
                 format!(
                     "{} bake intervals with latency so far, need {need}",
                     bake.len()
+                ),
+            );
+        }
+        // A test that could not reject even if every bake interval were the
+        // worst yet seen is no evidence of health: wait for more intervals
+        // (the bake extends up to the grace) instead of calling it healthy.
+        if let Some(best) = mann_whitney_best_p_value(base, bake.len())
+            && best >= self.policy.alpha
+        {
+            return self.skip(
+                signal,
+                format!(
+                    "{} baseline and {} bake intervals cannot show a rise at alpha {} (best p = {best:.3}) yet",
+                    base.len(),
+                    bake.len(),
+                    self.policy.alpha
                 ),
             );
         }

@@ -100,6 +100,36 @@ pub fn mann_whitney_greater_p_value(baseline: &[f64], bake: &[f64]) -> Option<f6
     normal_upper_tail_u(n0, n1, ranked.u, ranked.tie_term)
 }
 
+/// The smallest p-value [`mann_whitney_greater_p_value`] can return for this
+/// baseline and `bake_len` bake values: the one where every bake value lies
+/// above every baseline value. When it is not below the significance level,
+/// no rise, however large, can be shown yet: the sample is too small (or
+/// the baseline too tied) and the test has no power. `None` as for the test.
+pub fn mann_whitney_best_p_value(baseline: &[f64], bake_len: usize) -> Option<f64> {
+    let top = baseline
+        .iter()
+        .copied()
+        .filter(|v| v.is_finite())
+        .fold(f64::NEG_INFINITY, f64::max);
+    if !top.is_finite() {
+        return None;
+    }
+    let step = top.abs().max(1.0);
+    let above: Vec<f64> = (1..=bake_len).map(|i| top + step * i as f64).collect();
+    mann_whitney_greater_p_value(baseline, &above)
+}
+
+/// The smallest one-sided Mann–Whitney p-value `n0` baseline and `n1` bake
+/// values without ties can give: 1 / C(n0 + n1, n0), the chance that all bake
+/// values rank above all baseline values. Config checks use it to reject
+/// windows too short for the guard's significance level.
+pub fn mann_whitney_smallest_p_value(n0: usize, n1: usize) -> f64 {
+    // C(n, k) as a running product of ratios: exact enough and never overflows.
+    let k = n0.min(n1);
+    let combinations = (1..=k).fold(1.0_f64, |c, i| c * (n0 + n1 - k + i) as f64 / i as f64);
+    1.0 / combinations
+}
+
 /// U of the bake sample and the tie term Σ(t³ − t) over tie groups.
 struct RankSum {
     u: f64,
@@ -375,5 +405,42 @@ mod tests {
         let p = exact_upper_tail(50, 50, 1250);
         assert!(p > 0.5 && p < 0.52, "{p}");
         assert!(close(exact_upper_tail(50, 50, 0), 1.0, 0.0));
+    }
+
+    #[test]
+    fn smallest_p_value_is_one_over_the_orderings() {
+        // 3 + 4 values: C(7, 3) = 35 orderings, one with every bake value on top.
+        assert!(close(
+            mann_whitney_smallest_p_value(3, 4),
+            1.0 / 35.0,
+            1e-12
+        ));
+        assert!(close(
+            mann_whitney_smallest_p_value(4, 3),
+            1.0 / 35.0,
+            1e-12
+        ));
+        assert!(close(
+            mann_whitney_smallest_p_value(5, 5),
+            1.0 / 252.0,
+            1e-12
+        ));
+        assert!(close(mann_whitney_smallest_p_value(0, 5), 1.0, 0.0));
+        // The same number the test gives when the bake is entirely above.
+        let best = mann_whitney_best_p_value(&[1.0, 2.0, 3.0], 4).expect("p");
+        assert!(close(best, 1.0 / 35.0, 1e-12), "{best}");
+    }
+
+    #[test]
+    fn a_tied_baseline_weakens_the_best_p_value() {
+        // Three identical baseline minutes (a p99 that never moves at rest)
+        // and four bake minutes: not even a bake entirely above reaches 0.01.
+        let tied = mann_whitney_best_p_value(&[0.05, 0.05, 0.05], 4).expect("p");
+        assert!(tied > 0.01, "{tied}");
+        // Five baseline minutes do.
+        let longer = mann_whitney_best_p_value(&[0.05; 5], 4).expect("p");
+        assert!(longer < 0.01, "{longer}");
+        assert_eq!(mann_whitney_best_p_value(&[], 4), None);
+        assert_eq!(mann_whitney_best_p_value(&[f64::NAN], 4), None);
     }
 }

@@ -685,3 +685,47 @@ proptest! {
         prop_assert_ne!(e.verdict, Verdict::Breach, "{}", e.summary());
     }
 }
+
+#[test]
+fn a_test_without_power_is_pending_not_healthy() {
+    // Three baseline minutes with the same p99 (a service at rest) and four
+    // bake minutes 20 % slower: no ordering of so few minutes reaches
+    // alpha 0.01, so the latency is not judged and nothing may confirm.
+    let flat = |end: i64, n: usize, p99: f64| -> Vec<SliSample> {
+        (0..n)
+            .map(|i| SliSample {
+                t: end - (n - i) as i64 * MINUTE,
+                requests: 7200.0,
+                errors: 3.0,
+                latency_p95_s: Some(0.025),
+                latency_p99_s: Some(p99 + 0.001 * i as f64 * f64::from(p99 > 0.05)),
+            })
+            .collect()
+    };
+    let judge = |baseline: usize| {
+        evaluate(
+            &GuardPolicy::default(),
+            Some(&flat(CHANGE_AT, baseline, 0.050)),
+            Some(&flat(CHANGE_AT + 300, 4, 0.060)),
+            &quiet_res(CHANGE_AT, baseline),
+            &quiet_res(CHANGE_AT + 300, 4),
+        )
+    };
+    let short = judge(3);
+    assert!(short.pending, "{}", short.summary());
+    assert_ne!(short.verdict, Verdict::Breach, "{}", short.summary());
+    let skipped = short
+        .skipped
+        .iter()
+        .find(|s| s.signal == Signal::LatencyP99)
+        .expect("p99 skipped");
+    assert!(
+        skipped.reason.contains("cannot show a rise"),
+        "{}",
+        skipped.reason
+    );
+    // Five baseline minutes give the test its power: the rise is a breach.
+    let long = judge(5);
+    assert_eq!(long.verdict, Verdict::Breach, "{}", long.summary());
+    assert!(long.breaches().any(|f| f.signal == Signal::LatencyP99));
+}
