@@ -16,7 +16,7 @@ use crate::domain::WorkloadRef;
 use crate::guard::{self, GuardPolicy};
 use crate::plan::{self, Change, Decision, Guardrails, RateBudget, WorkloadView};
 use crate::ports::{
-    AgentEvent, Clock, Cluster, EventKind, Notifier, PortError, SloSource, UsageSource,
+    AgentEvent, Clock, Cluster, EventKind, Notifier, PortError, Publication, SloSource, UsageSource,
 };
 use crate::recommend::Recommendation;
 use crate::rollout::{self, Next, Phase, RolloutRecord, RolloutSettings, SpecState};
@@ -80,6 +80,16 @@ pub struct Agent<C, U, S, K, N> {
     leaks: std::collections::BTreeSet<WorkloadRef>,
     /// The metrics backend answered the last time it was asked.
     metrics_ok: bool,
+    /// What was last published per workload (only changes are written).
+    published: HashMap<WorkloadRef, Publication>,
+}
+
+/// What planning decided for a workload, as published for review.
+enum Outcome {
+    Applied,
+    /// The change's id and fingerprint.
+    Proposed(String, String),
+    Skipped(String),
 }
 
 /// Why a tick could not finish.
@@ -125,6 +135,7 @@ where
             proposals: HashMap::new(),
             leaks: std::collections::BTreeSet::new(),
             metrics_ok: true,
+            published: HashMap::new(),
         };
         agent.recover().await?;
         Ok(agent)
@@ -286,10 +297,18 @@ where
             in_flight,
             &mut self.budget,
         );
+        let mut outcomes: HashMap<WorkloadRef, Outcome> = HashMap::new();
         for decision in decisions {
             match decision {
-                Decision::Apply(change) => self.begin(change, now).await,
+                Decision::Apply(change) => {
+                    outcomes.insert(change.workload.clone(), Outcome::Applied);
+                    self.begin(change, now).await
+                }
                 Decision::Propose(change) => {
+                    outcomes.insert(
+                        change.workload.clone(),
+                        Outcome::Proposed(change.id.clone(), change.fingerprint.clone()),
+                    );
                     if self
                         .proposals
                         .get(&change.workload)
@@ -308,13 +327,78 @@ where
                 }
                 Decision::Skip { workload, reason } => {
                     if reason.contains("leak suspected") && self.leaks.insert(workload.clone()) {
-                        self.emit(&workload, None, EventKind::LeakSuspected, reason)
+                        self.emit(&workload, None, EventKind::LeakSuspected, reason.clone())
                             .await;
                     }
+                    // A proposal and a skip for the same workload: the
+                    // proposal is what people review.
+                    outcomes.entry(workload).or_insert(Outcome::Skipped(reason));
                 }
             }
         }
+        self.publish(&views, outcomes).await;
         Ok(())
+    }
+
+    /// Shows every workload's recommendation for review (the Recommendation
+    /// resource in a cluster); writes only what changed since last time.
+    async fn publish(
+        &mut self,
+        views: &[WorkloadView],
+        mut outcomes: HashMap<WorkloadRef, Outcome>,
+    ) {
+        for view in views {
+            let containers: Vec<Recommendation> = self
+                .recommendations
+                .iter()
+                .filter(|r| r.target.workload == view.workload)
+                .cloned()
+                .collect();
+            if containers.is_empty() {
+                continue;
+            }
+            let has_record = self
+                .records
+                .iter()
+                .any(|r| r.change.workload == view.workload);
+            let (phase, proposal, reason) = match outcomes.remove(&view.workload) {
+                Some(Outcome::Proposed(id, fingerprint)) => {
+                    (Some("proposed".to_string()), Some((id, fingerprint)), None)
+                }
+                // The rollout record of the change (or the last one) owns the phase.
+                Some(Outcome::Applied) => (None, None, None),
+                Some(Outcome::Skipped(reason)) if has_record => (None, None, Some(reason)),
+                Some(Outcome::Skipped(reason)) => {
+                    (Some("observing".to_string()), None, Some(reason))
+                }
+                None if has_record => (None, None, None),
+                None => (Some("observing".to_string()), None, None),
+            };
+            let publication = Publication {
+                workload: view.workload.clone(),
+                phase,
+                savings_per_month_usd: containers.iter().map(|r| r.savings_per_month_usd).sum(),
+                containers,
+                proposal,
+                reason,
+            };
+            if self
+                .published
+                .get(&view.workload)
+                .is_some_and(|last| last.shows_the_same(&publication))
+            {
+                continue;
+            }
+            match self.cluster.publish(&publication).await {
+                Ok(()) => {
+                    self.published.insert(view.workload.clone(), publication);
+                }
+                Err(e) => {
+                    self.stats.port_errors += 1;
+                    tracing::warn!(workload = %view.workload, error = %e, "recommendation not published; retrying next plan");
+                }
+            }
+        }
     }
 
     /// Fills in what only the agent knows: holds, cooldowns, OOM bumps, and
@@ -348,6 +432,9 @@ where
                     && !view.recent_oom_bumps.contains(&r.planned_at)
                 {
                     view.recent_oom_bumps.push(r.planned_at);
+                }
+                if r.change.fast_path && matches!(r.change.reason, plan::ChangeReason::Throttling) {
+                    view.last_throttling_bump = view.last_throttling_bump.max(Some(r.planned_at));
                 }
             }
         }

@@ -109,6 +109,57 @@ pub trait Cluster {
     fn load_rollouts(&self) -> impl Future<Output = Result<Vec<RolloutRecord>, PortError>>;
     fn save_rollout(&self, record: &RolloutRecord) -> impl Future<Output = Result<(), PortError>>;
     fn record_event(&self, event: &AgentEvent) -> impl Future<Output = Result<(), PortError>>;
+    /// Shows a workload's recommendation where people review it (the
+    /// Recommendation resource): values, savings, and the proposal to
+    /// approve. Clusters without such a place ignore it.
+    fn publish(&self, publication: &Publication) -> impl Future<Output = Result<(), PortError>> {
+        let _ = publication;
+        async { Ok(()) }
+    }
+}
+
+/// One workload's recommendation as published for review.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Publication {
+    pub workload: WorkloadRef,
+    /// `observing`, `proposed` or `held`; `None` leaves the phase to the
+    /// rollout record of tailor's latest change.
+    pub phase: Option<String>,
+    /// Per container, its latest recommendation.
+    pub containers: Vec<Recommendation>,
+    /// $/month the recommendation saves (negative: it costs).
+    pub savings_per_month_usd: f64,
+    /// The change proposed for approval: its id and fingerprint.
+    pub proposal: Option<(String, String)>,
+    /// Why nothing is proposed, when something holds it back.
+    pub reason: Option<String>,
+}
+
+impl Publication {
+    /// Whether `other` would show people the same thing: evidence counts
+    /// and sub-cent savings move every refresh without changing the story.
+    pub fn shows_the_same(&self, other: &Publication) -> bool {
+        let cents = |usd: f64| (usd * 100.0).round() as i64;
+        let visible = |r: &Recommendation| {
+            (
+                r.target.clone(),
+                r.current,
+                r.recommended,
+                r.confidence.level,
+                r.skipped_reason.clone(),
+            )
+        };
+        self.workload == other.workload
+            && self.phase == other.phase
+            && self.proposal == other.proposal
+            && self.reason == other.reason
+            && cents(self.savings_per_month_usd) == cents(other.savings_per_month_usd)
+            && self
+                .containers
+                .iter()
+                .map(visible)
+                .eq(other.containers.iter().map(visible))
+    }
 }
 
 /// Recommendations from usage history, as of `now`.

@@ -71,6 +71,9 @@ pub struct RecommendationStatus {
     /// One line: the verdict of the latest change and its numbers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verdict: Option<String>,
+    /// Why nothing is proposed now (cooldown, hold, too little history…).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// RFC 3339.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_updated: Option<String>,

@@ -27,16 +27,17 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::annotations;
-use super::crd::{
-    self, ContainerStatus, Recommendation, RecommendationSpec, RecommendationStatus,
-    ResourceValues, TargetRef,
-};
+use super::crd::{self, ContainerStatus, Recommendation, RecommendationStatus, ResourceValues};
 use super::patch::{self, PatchOp, PatchPlan};
 use super::view::{self, Context, HpaScaling};
 use crate::domain::{WorkloadKind, WorkloadRef};
 use crate::plan::WorkloadView;
-use crate::ports::{AgentEvent, Cluster, EventKind, PortError, ResourcePatch, RolloutStatus};
+use crate::ports::{
+    AgentEvent, Cluster, EventKind, PortError, Publication, ResourcePatch, RolloutStatus,
+};
 use crate::rollout::RolloutRecord;
+
+mod publish;
 
 /// Objects per list page.
 const PAGE: u32 = 500;
@@ -591,59 +592,17 @@ impl Cluster for KubeCluster {
 
     async fn save_rollout(&self, record: &RolloutRecord) -> Result<(), PortError> {
         let w = &record.change.workload;
-        let name = crd::object_name(w.kind, &w.name);
-        let api = Api::<Recommendation>::namespaced(self.client.clone(), &w.namespace);
-        let call = |verb| Call {
-            verb,
-            resource: "recommendations.tailor.dev",
-            namespace: Some(&w.namespace),
-        };
-        let existing = match self.call(call("get"), api.get_opt(&name)).await? {
-            Some(rec) => rec,
-            None => {
-                let mut rec = Recommendation::new(
-                    &name,
-                    RecommendationSpec {
-                        target_ref: TargetRef {
-                            api_version: "apps/v1".into(),
-                            kind: w.kind.as_str().into(),
-                            name: w.name.clone(),
-                        },
-                    },
-                );
-                rec.metadata.namespace = Some(w.namespace.clone());
-                let params = PostParams {
-                    field_manager: Some(self.options.field_manager.clone()),
-                    ..PostParams::default()
-                };
-                match self.call(call("create"), api.create(&params, &rec)).await {
-                    Ok(created) => created,
-                    // Created meanwhile (another replica before it lost the lease).
-                    Err(PortError::Conflict(_)) => self.call(call("get"), api.get(&name)).await?,
-                    Err(e) => return Err(e),
-                }
-            }
-        };
+        let existing = self.recommendation_object(w).await?;
         let body = status_patch(
             record,
             existing.status.as_ref(),
             Timestamp::now().as_second(),
         );
-        let params = PatchParams {
-            field_manager: Some(self.options.field_manager.clone()),
-            ..PatchParams::default()
-        };
-        let status_call = Call {
-            verb: "patch",
-            resource: "recommendations.tailor.dev/status",
-            namespace: Some(&w.namespace),
-        };
-        self.call(
-            status_call,
-            api.patch_status(&name, &params, &Patch::Merge(&body)),
-        )
-        .await
-        .map(drop)
+        self.patch_recommendation_status(w, &body).await
+    }
+
+    async fn publish(&self, publication: &Publication) -> Result<(), PortError> {
+        self.publish_recommendation(publication).await
     }
 
     async fn record_event(&self, event: &AgentEvent) -> Result<(), PortError> {

@@ -237,6 +237,7 @@ fn view(
         last_confirmed_at: None,
         held_until: None,
         recent_oom_bumps: Vec::new(),
+        last_throttling_bump: None,
     })
 }
 

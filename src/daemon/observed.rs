@@ -12,7 +12,8 @@ use crate::domain::WorkloadRef;
 use crate::guard::{ResourceSample, SliSample};
 use crate::plan::WorkloadView;
 use crate::ports::{
-    AgentEvent, Cluster, Notifier, PortError, ResourcePatch, RolloutStatus, SloSource, UsageSource,
+    AgentEvent, Cluster, Notifier, PortError, Publication, ResourcePatch, RolloutStatus, SloSource,
+    UsageSource,
 };
 use crate::recommend::Recommendation;
 use crate::rollout::RolloutRecord;
@@ -61,6 +62,10 @@ impl<C: Cluster> Cluster for ObservedCluster<C> {
 
     async fn record_event(&self, event: &AgentEvent) -> Result<(), PortError> {
         self.inner.record_event(event).await
+    }
+
+    async fn publish(&self, publication: &Publication) -> Result<(), PortError> {
+        self.inner.publish(publication).await
     }
 }
 

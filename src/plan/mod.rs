@@ -87,6 +87,9 @@ pub struct WorkloadView {
     /// When tailor raised memory after OOM kills (unix seconds).
     #[serde(default)]
     pub recent_oom_bumps: Vec<i64>,
+    /// When tailor last raised CPU on the throttling fast path (unix seconds).
+    #[serde(default)]
+    pub last_throttling_bump: Option<i64>,
 }
 
 /// Why a change is made. The order is the priority: risk first.
@@ -339,13 +342,26 @@ fn assess(
                 .is_none_or(|kill| last_change.is_none_or(|change| kill > change))
             && raises(t.current, &t.rec.recommended, Resource::Memory)
     });
-    let throttled = targets.iter().any(|t| {
-        t.rec
-            .evidence
-            .cpu_throttled_ratio
-            .is_some_and(|r| r > THROTTLING_FAST_PATH_RATIO)
-            && raises(t.current, &t.rec.recommended, Resource::Cpu)
-    });
+    // CFS throttling comes from the CPU limit alone, so the fast path is for
+    // raising or removing a limit that exists. Its evidence spans the whole
+    // history window, pods from before a bump included: one throttling bump
+    // per cooldown; further increases take the normal, baked path.
+    let throttling_bump_due = view
+        .last_throttling_bump
+        .is_none_or(|at| now >= at.saturating_add(secs(g.cooldown)));
+    let throttled = throttling_bump_due
+        && targets.iter().any(|t| {
+            t.rec
+                .evidence
+                .cpu_throttled_ratio
+                .is_some_and(|r| r > THROTTLING_FAST_PATH_RATIO)
+                && t.current.cpu_limit.is_some()
+                && step::is_increase(
+                    t.current.cpu_limit.map(|v| v.0),
+                    t.rec.recommended.cpu_limit.map(|v| v.0),
+                    true,
+                )
+        });
     if oom || throttled {
         let reason = if oom {
             ChangeReason::OomKill

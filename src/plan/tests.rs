@@ -47,6 +47,7 @@ fn view(w: &WorkloadRef, containers: &[(&str, Resources)]) -> WorkloadView {
         last_confirmed_at: None,
         held_until: None,
         recent_oom_bumps: Vec::new(),
+        last_throttling_bump: None,
     }
 }
 
@@ -155,6 +156,22 @@ fn oom(mut case: Case) -> Case {
     case
 }
 
+/// Throttled in 30 % of CFS periods under a 1000m limit, 1500m / 1500m
+/// recommended; then `edit`.
+fn throttled(edit: impl FnOnce(&mut Case)) -> Case {
+    with(|c| {
+        let limit = |mut r: Resources, m: u64| {
+            r.cpu_limit = Some(MilliCores(m));
+            r
+        };
+        c.view.containers[0].1 = limit(res(1000, 1000), 1000);
+        c.rec.current = c.view.containers[0].1;
+        c.rec.recommended = limit(res(1500, 1000), 1500);
+        c.rec.evidence.cpu_throttled_ratio = Some(0.3);
+        edit(c);
+    })
+}
+
 fn with(edit: impl FnOnce(&mut Case)) -> Case {
     let mut case = base();
     edit(&mut case);
@@ -209,7 +226,12 @@ fn each_guardrail_decides_and_says_why() {
         ("leak detector", oom(with(|c| c.view.recent_oom_bumps = vec![NOW - 6 * DAY_S, NOW - DAY_S, NOW - HOUR_S])), Skip("memory leak suspected: 3 OOM bumps in 7d; not raising memory again")),
         ("old bumps age out", oom(with(|c| c.view.recent_oom_bumps = vec![NOW - 8 * DAY_S, NOW - DAY_S, NOW - HOUR_S])), Apply(ChangeReason::OomKill)),
         ("leak stops normal memory increases too", with(|c| { c.rec.recommended = res(1000, 1500); c.view.recent_oom_bumps = vec![NOW - 3, NOW - 2, NOW - 1] }), Skip("memory leak suspected: 3 OOM bumps")),
-        ("throttling fast path", with(|c| { c.rec.recommended = res(1500, 1000); c.rec.evidence.cpu_throttled_ratio = Some(0.3); c.in_flight = 1 }), Apply(ChangeReason::Throttling)),
+        ("throttling fast path", throttled(|c| c.in_flight = 1), Apply(ChangeReason::Throttling)),
+        ("removing the limit is the fast path too", throttled(|c| { c.rec.recommended.cpu_limit = None; c.in_flight = 1 }), Apply(ChangeReason::Throttling)),
+        ("throttling without a limit is not a fast path", throttled(|c| { c.view.containers[0].1.cpu_limit = None; c.rec.current.cpu_limit = None; c.rec.recommended.cpu_limit = None; c.in_flight = 1 }), HeldBack("another change is in flight")),
+        ("a request alone does not relieve throttling", throttled(|c| { c.rec.recommended.cpu_limit = Some(MilliCores(1000)); c.in_flight = 1 }), HeldBack("another change is in flight")),
+        ("one throttling bump per cooldown", throttled(|c| { c.view.last_throttling_bump = Some(NOW - HOUR_S); c.in_flight = 1 }), HeldBack("another change is in flight")),
+        ("the next bump after the cooldown", throttled(|c| { c.view.last_throttling_bump = Some(NOW - DAY_S); c.in_flight = 1 }), Apply(ChangeReason::Throttling)),
         ("light throttling is a normal increase", with(|c| { c.rec.recommended = res(1500, 1000); c.rec.evidence.cpu_throttled_ratio = Some(0.05); c.in_flight = 1 }), HeldBack("another change is in flight")),
     ];
     for (name, case, expect) in cases {

@@ -432,6 +432,22 @@ pub fn on_evaluation(
         Verdict::Breach => revert_on(record, evaluation, "SLO regression", now),
         // Missing data, or an SLI still pending, extends the bake up to the
         // grace; past it the change is reverted: never confirmed without evidence.
+        // A fast-path increase answers OOM kills or throttling: undoing it
+        // for want of a comparison would bring those back. It is kept, and
+        // the verdict says it was not judged; a breach still reverts it.
+        Verdict::NoData | Verdict::Healthy
+            if (verdict == Verdict::NoData || evaluation.pending)
+                && now >= deadline + settings.no_data_grace_s
+                && record.change.fast_path =>
+        {
+            record.verdict = Some(VerdictRecord {
+                at: now,
+                verdict,
+                summary: format!("kept without a full verdict (fast-path increase): {summary}"),
+                evaluation,
+            });
+            transition(record, Phase::Confirmed, now);
+        }
         Verdict::NoData | Verdict::Healthy
             if (verdict == Verdict::NoData || evaluation.pending)
                 && now >= deadline + settings.no_data_grace_s =>
@@ -692,7 +708,29 @@ mod tests {
             Phase::Baking,
             "healthy but latency unjudged: keep baking"
         );
+        on_evaluation(&mut r, &s, pending.clone(), deadline + s.no_data_grace_s);
+        assert_eq!(r.phase, Phase::Reverting);
+
+        // A fast-path increase is kept instead (reverting it would bring
+        // the OOM kills back), with a verdict that says it was not judged.
+        let mut r = record();
+        r.change.fast_path = true;
+        on_applied(&mut r, Ok(()), T0);
+        on_rollout(&mut r, &s, status(3, 3), T0);
         on_evaluation(&mut r, &s, pending, deadline + s.no_data_grace_s);
+        assert_eq!(r.phase, Phase::Confirmed);
+        let verdict = r.verdict.as_ref().expect("verdict");
+        assert!(
+            verdict.summary.starts_with("kept without a full verdict"),
+            "{}",
+            verdict.summary
+        );
+        // A breach still reverts it.
+        let mut r = record();
+        r.change.fast_path = true;
+        on_applied(&mut r, Ok(()), T0);
+        on_rollout(&mut r, &s, status(3, 3), T0);
+        on_evaluation(&mut r, &s, evaluation(Verdict::Breach, vec![]), deadline);
         assert_eq!(r.phase, Phase::Reverting);
     }
 

@@ -280,6 +280,7 @@ impl World {
             last_confirmed_at: None,
             held_until: None,
             recent_oom_bumps: Vec::new(),
+            last_throttling_bump: None,
         }
     }
 
