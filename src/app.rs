@@ -554,13 +554,38 @@ async fn run_daemon(args: RunArgs) -> anyhow::Result<ExitCode> {
     let counts = prometheus.clone();
     options.query_totals = Some(std::sync::Arc::new(move || counts.counts().into()));
 
-    let cluster = crate::cluster::kube::KubeCluster::new(
-        client.clone(),
-        crate::cluster::kube::KubeOptions::default(),
-    );
+    let cluster =
+        crate::cluster::kube::KubeCluster::new(client.clone(), kube_options(&config.selection));
     let source = crate::metrics::source::PrometheusSource::new(prometheus, config.clone())
         .context("configuring the SLI templates")?;
     run_with_ports(cluster, source.clone(), source, settings, elector, options).await
+}
+
+/// What the Kubernetes adapter lists. When every `selection.namespaces`
+/// entry is a plain namespace name, only those namespaces are listed (so
+/// namespaced RBAC suffices); a regex needs the cluster-wide list, filtered
+/// afterwards like every other source. Plain excluded names are never read.
+fn kube_options(selection: &crate::config::SelectionConfig) -> crate::cluster::kube::KubeOptions {
+    let plain = |n: &String| {
+        !n.is_empty()
+            && n.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    };
+    let namespaces = if selection.namespaces.iter().all(plain) {
+        selection.namespaces.clone()
+    } else {
+        Vec::new()
+    };
+    crate::cluster::kube::KubeOptions {
+        namespaces,
+        exclude_namespaces: selection
+            .exclude_namespaces
+            .iter()
+            .filter(|n| plain(n))
+            .cloned()
+            .collect(),
+        ..crate::cluster::kube::KubeOptions::default()
+    }
 }
 
 /// Runs the daemon over the given ports until SIGTERM or SIGINT.
@@ -659,4 +684,30 @@ async fn revert(args: RevertArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SelectionConfig;
+
+    fn selection(namespaces: &[&str], exclude: &[&str]) -> SelectionConfig {
+        SelectionConfig {
+            namespaces: namespaces.iter().map(|s| s.to_string()).collect(),
+            exclude_namespaces: exclude.iter().map(|s| s.to_string()).collect(),
+            selector: None,
+        }
+    }
+
+    #[test]
+    fn plain_namespace_names_narrow_what_the_adapter_lists() {
+        let o = kube_options(&selection(&["shop", "payments-2"], &["kube-system"]));
+        assert_eq!(o.namespaces, ["shop", "payments-2"]);
+        assert_eq!(o.exclude_namespaces, ["kube-system"]);
+        // One regex: list everything, filter afterwards.
+        let o = kube_options(&selection(&["shop", "team-.*"], &["kube-.*", "default"]));
+        assert!(o.namespaces.is_empty());
+        assert_eq!(o.exclude_namespaces, ["default"]);
+        assert!(kube_options(&selection(&[], &[])).namespaces.is_empty());
+    }
 }
