@@ -36,6 +36,9 @@ pub struct Config {
     pub agent: AgentConfig,
     /// Where each workload's SLIs come from (reference: `docs/slo.md`).
     pub slo: SloConfig,
+    /// Slack, webhook and Teams notifications (reference:
+    /// `docs/notifications.md`).
+    pub notifications: crate::notify::config::NotificationsConfig,
 }
 
 /// The `rollout:` section: [`crate::rollout::RolloutSettings`] with
@@ -962,6 +965,9 @@ impl Config {
         })?;
         check_agent(&self.agent)?;
         check_slo(&self.slo)?;
+        self.notifications
+            .check()
+            .map_err(|e| problem(e.key, e.problem, e.fix))?;
         Ok(())
     }
 
@@ -2632,6 +2638,26 @@ mod tests {
             policy: Policy::default(),
         });
         config.agent.leader_election.namespace = Some("ns".into());
+        config
+            .notifications
+            .sinks
+            .push(crate::notify::config::SinkConfig {
+                name: "s".into(),
+                kind: crate::notify::config::SinkKind::Webhook,
+                url: Some("https://example.com".into()),
+                url_file: Some("/u".into()),
+                url_env: Some("U".into()),
+                secret_file: Some("/s".into()),
+                secret_env: Some("S".into()),
+                events: crate::notify::config::default_events(),
+            });
+        config
+            .notifications
+            .links
+            .push(crate::notify::config::LinkTemplate {
+                name: "Grafana".into(),
+                url: "https://g/{name}".into(),
+            });
         let value = serde_yaml_ng::to_value(&config).unwrap();
         let mut keys = Vec::new();
         collect_keys(&value, "", &mut keys);
