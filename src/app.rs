@@ -538,18 +538,23 @@ async fn kube_client(kubeconfig: Option<&Path>) -> anyhow::Result<kube::Client> 
     kube::Client::try_from(config).context("building the Kubernetes client")
 }
 
+/// The file's config (its error printed, exit 2) or the defaults.
+fn config_or_default(path: Option<&Path>) -> Result<Config, ExitCode> {
+    match path {
+        Some(path) => Config::load(path).map_err(|e| {
+            eprintln!("tailor: error: {e}");
+            ExitCode::from(2)
+        }),
+        None => Ok(Config::default()),
+    }
+}
+
 /// `tailor run`: loads the config, builds the clients, and runs the daemon
 /// until SIGTERM.
 async fn run_daemon(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let mut config = match &args.config {
-        Some(path) => match Config::load(path) {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("tailor: error: {e}");
-                return Ok(ExitCode::from(2));
-            }
-        },
-        None => Config::default(),
+    let mut config = match config_or_default(args.config.as_deref()) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
     };
     config.merge_cli_overrides(&CliOverrides {
         prometheus_url: args.prometheus_url.clone(),
@@ -646,21 +651,15 @@ fn start_notifications(
 async fn notify_test(args: NotifyTestArgs) -> anyhow::Result<ExitCode> {
     use crate::notify::config::SinkKind;
     use crate::notify::sink::{Secret, Sink};
-    let config = match &args.config {
-        Some(path) => match Config::load(path) {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("tailor: error: {e}");
-                return Ok(ExitCode::from(2));
-            }
-        },
-        None => Config::default(),
+    let config = match config_or_default(args.config.as_deref()) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
     };
     let mut flagged = Vec::new();
     let mut check = |flag: &str, url: &Option<String>, kind: SinkKind| -> Result<(), String> {
         if let Some(url) = url {
             crate::notify::config::check_url(flag, url).map_err(|e| e.to_string())?;
-            flagged.push((flag.trim_start_matches("--").to_string(), kind, url.clone()));
+            flagged.push((kind.as_str().to_string(), kind, url.clone()));
         }
         Ok(())
     };

@@ -339,6 +339,37 @@ pub fn placeholders(template: &str) -> Vec<&str> {
     out
 }
 
+/// `template` with each `{word}` replaced by `value(word)`, in one pass (a
+/// value that itself reads `{word}` stays as it is). A placeholder without
+/// a value is left as written.
+pub fn fill_placeholders(template: &str, value: impl Fn(&str) -> Option<String>) -> String {
+    let mut out = String::with_capacity(template.len() + 64);
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let word_len = after
+            .bytes()
+            .take_while(|b| b.is_ascii_lowercase() || *b == b'_')
+            .count();
+        let filled = (after.as_bytes().get(word_len) == Some(&b'}'))
+            .then(|| value(&after[..word_len]))
+            .flatten();
+        match filled {
+            Some(filled) => {
+                out.push_str(&filled);
+                rest = &after[word_len + 1..];
+            }
+            None => {
+                out.push('{');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// How to reach Prometheus or a compatible backend (Thanos, Mimir,
 /// VictoriaMetrics, Cortex).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -6,31 +6,9 @@ use super::config::LinkTemplate;
 use super::payload::LinkDocument;
 
 /// `template` with each `{placeholder}` replaced by `value(placeholder)`,
-/// percent-encoded. A placeholder without a value leaves it unchanged.
+/// percent-encoded. A placeholder without a value is left as written.
 pub fn fill(template: &str, value: &dyn Fn(&str) -> Option<String>) -> String {
-    let mut out = String::with_capacity(template.len());
-    let mut rest = template;
-    while let Some(open) = rest.find('{') {
-        out.push_str(&rest[..open]);
-        let after = &rest[open + 1..];
-        let word_len = after
-            .bytes()
-            .take_while(|b| b.is_ascii_lowercase() || *b == b'_')
-            .count();
-        if word_len > 0 && after.as_bytes().get(word_len) == Some(&b'}') {
-            let word = &after[..word_len];
-            match value(word) {
-                Some(v) => out.push_str(&percent_encode(&v)),
-                None => out.push_str(&rest[open..open + word_len + 2]),
-            }
-            rest = &after[word_len + 1..];
-        } else {
-            out.push('{');
-            rest = after;
-        }
-    }
-    out.push_str(rest);
-    out
+    crate::config::fill_placeholders(template, |word| value(word).map(|v| percent_encode(&v)))
 }
 
 /// The links whose every placeholder has a value; the others are left out

@@ -3,9 +3,7 @@
 //! same [`Message`], so both say the same thing.
 
 use super::config::NotifyEvent;
-use super::payload::{
-    ContainerChangeDocument, Payload, describe_containers, describe_resources, dollars,
-};
+use super::payload::{Payload, container_lines, describe_containers, dollars};
 
 /// How a message should look: good news, bad news, or neither.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,19 +32,6 @@ pub struct Message {
     /// Cluster, time, payload id.
     pub footer: String,
     pub links: Vec<(String, String)>,
-}
-
-fn container_lines(containers: &[ContainerChangeDocument]) -> Vec<String> {
-    containers
-        .iter()
-        .map(|c| {
-            format!(
-                "{}: {}",
-                c.container,
-                describe_resources(&c.before, &c.after)
-            )
-        })
-        .collect()
 }
 
 impl Message {

@@ -174,12 +174,22 @@ pub struct LinkDocument {
 }
 
 /// What every payload needs beyond its event.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Context {
     pub cluster: Option<String>,
     pub links: Vec<LinkTemplate>,
     /// Workloads in the digest's top list.
     pub digest_top: usize,
+}
+
+impl Default for Context {
+    fn default() -> Self {
+        Context {
+            cluster: None,
+            links: Vec::new(),
+            digest_top: super::config::DigestConfig::default().top,
+        }
+    }
 }
 
 /// RFC 3339, UTC, whole seconds.
@@ -272,8 +282,8 @@ fn trouble_text(t: Trouble) -> &'static str {
     }
 }
 
-/// `cpu 2→500m, memory 4Gi→1Gi` for each container, `; `-separated.
-pub fn describe_containers(containers: &[ContainerChangeDocument]) -> String {
+/// `app: cpu 2→500m, memory 4Gi→1Gi`, one per container.
+pub fn container_lines(containers: &[ContainerChangeDocument]) -> Vec<String> {
     containers
         .iter()
         .map(|c| {
@@ -283,8 +293,12 @@ pub fn describe_containers(containers: &[ContainerChangeDocument]) -> String {
                 describe_resources(&c.before, &c.after)
             )
         })
-        .collect::<Vec<_>>()
-        .join("; ")
+        .collect()
+}
+
+/// [`container_lines`], `; `-separated.
+pub fn describe_containers(containers: &[ContainerChangeDocument]) -> String {
+    container_lines(containers).join("; ")
 }
 
 /// `cpu 2→500m, memory 4Gi→1Gi` (requests), with limits when they move.
