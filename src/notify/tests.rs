@@ -261,3 +261,20 @@ fn ids_are_unique() {
     let ids: std::collections::HashSet<String> = (0..1000).map(|_| new_id()).collect();
     assert_eq!(ids.len(), 1000);
 }
+
+/// The example in docs/notifications.md is a payload the schema accepts.
+#[test]
+fn the_documented_example_matches_the_schema() {
+    let doc = include_str!("../../docs/notifications.md");
+    let start = doc.find("```json\n").expect("a JSON example") + "```json\n".len();
+    let end = start + doc[start..].find("```").expect("its end");
+    let example: Value = serde_json::from_str(&doc[start..end]).expect("the example is JSON");
+    let validator = jsonschema::validator_for(&schema()).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&example)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    let payload: Payload = serde_json::from_value(example).expect("the example is a Payload");
+    assert_eq!(payload.event, NotifyEvent::Reverted);
+}
