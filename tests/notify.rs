@@ -513,7 +513,18 @@ async fn a_notification_is_dropped_and_counted_after_the_deadline() {
     let c = settled(&n, "hook").await;
     assert_eq!((c.sent, c.dropped_deadline), (0, 1), "{c:?}");
     assert!(c.retries >= 1, "{c:?}");
-    assert_eq!(receiver.seen_at("/hook").len() as u64, c.retries + 1);
+    // The last attempt may be cut by the deadline before it reaches the receiver.
+    let attempts = receiver.seen_at("/hook").len() as u64;
+    assert!(
+        (2..=c.retries + 1).contains(&attempts),
+        "{attempts} attempts: {c:?}"
+    );
+    assert!(
+        receiver
+            .seen_at("/hook")
+            .iter()
+            .all(|r| r.status != Some(200))
+    );
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
     assert!(
