@@ -14,9 +14,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::WorkloadRef;
 use crate::guard::{self, GuardPolicy};
+use crate::plan::Mode;
 use crate::plan::{self, Change, Decision, Guardrails, RateBudget, WorkloadView};
 use crate::ports::{
-    AgentEvent, Clock, Cluster, EventKind, Notifier, PortError, Publication, SloSource, UsageSource,
+    AgentEvent, ChangeDetail, Clock, Cluster, EventDetail, EventKind, Notifier, PortError,
+    Publication, SloSource, UsageSource,
 };
 use crate::recommend::Recommendation;
 use crate::rollout::{self, Next, Phase, RolloutRecord, RolloutSettings, SpecState};
@@ -76,6 +78,9 @@ pub struct Agent<C, U, S, K, N> {
     pub stats: AgentStats,
     /// The last proposal per workload (Observe/Approve modes).
     pub proposals: HashMap<WorkloadRef, Change>,
+    /// The proposals of the last plan, each with its workload's mode (for
+    /// the digest: `approve` ones wait for a human).
+    pub last_proposals: Vec<(Change, Mode)>,
     /// Workloads whose memory keeps growing past every bump.
     leaks: std::collections::BTreeSet<WorkloadRef>,
     /// The metrics backend answered the last time it was asked.
@@ -133,6 +138,7 @@ where
             last_urgent: None,
             stats: AgentStats::default(),
             proposals: HashMap::new(),
+            last_proposals: Vec::new(),
             leaks: std::collections::BTreeSet::new(),
             metrics_ok: true,
             published: HashMap::new(),
@@ -197,6 +203,7 @@ where
         change_id: Option<&str>,
         kind: EventKind,
         message: String,
+        detail: Option<EventDetail>,
     ) {
         let event = AgentEvent {
             at: self.clock.now(),
@@ -204,6 +211,7 @@ where
             change_id: change_id.map(str::to_string),
             kind,
             message,
+            detail,
         };
         tracing::info!(workload = %event.workload, change_id = event.change_id.as_deref().unwrap_or(""), kind = ?event.kind, "{}", event.message);
         if self.cluster.record_event(&event).await.is_err() {
@@ -298,7 +306,16 @@ where
             &mut self.budget,
         );
         let mut outcomes: HashMap<WorkloadRef, Outcome> = HashMap::new();
-        for decision in decisions {
+        let mode_of = |workload: &WorkloadRef| {
+            views
+                .iter()
+                .find(|v| &v.workload == workload)
+                .and_then(|v| v.mode)
+                .unwrap_or(self.settings.guardrails.mode)
+        };
+        let modes: Vec<Mode> = decisions.iter().map(|d| mode_of(d.workload())).collect();
+        self.last_proposals.clear();
+        for (decision, mode) in decisions.into_iter().zip(modes) {
             match decision {
                 Decision::Apply(change) => {
                     outcomes.insert(change.workload.clone(), Outcome::Applied);
@@ -309,6 +326,7 @@ where
                         change.workload.clone(),
                         Outcome::Proposed(change.id.clone(), change.fingerprint.clone()),
                     );
+                    self.last_proposals.push((change.clone(), mode));
                     if self
                         .proposals
                         .get(&change.workload)
@@ -320,6 +338,9 @@ where
                             Some(&change.id),
                             EventKind::Proposed,
                             describe(&change),
+                            Some(EventDetail::Change(Box::new(ChangeDetail::proposed(
+                                &change, mode,
+                            )))),
                         )
                         .await;
                     }
@@ -327,7 +348,7 @@ where
                 }
                 Decision::Skip { workload, reason } => {
                     if reason.contains("leak suspected") && self.leaks.insert(workload.clone()) {
-                        self.emit(&workload, None, EventKind::LeakSuspected, reason.clone())
+                        self.emit(&workload, None, EventKind::LeakSuspected, reason.clone(), None)
                             .await;
                     }
                     // A proposal and a skip for the same workload: the
@@ -455,7 +476,9 @@ where
         self.records.push(RolloutRecord::new(change, now));
         let i = self.records.len() - 1;
         self.persist(i).await;
-        self.emit(&workload, Some(&id), kind, message).await;
+        let detail = EventDetail::Change(Box::new(ChangeDetail::from_record(&self.records[i])));
+        self.emit(&workload, Some(&id), kind, message, Some(detail))
+            .await;
         self.advance(i, now).await;
     }
 
@@ -634,6 +657,11 @@ where
         let record = self.records[i].clone();
         let workload = &record.change.workload;
         let id = Some(record.change.id.as_str());
+        let detail = || {
+            Some(EventDetail::Change(Box::new(ChangeDetail::from_record(
+                &record,
+            ))))
+        };
         match after {
             Phase::RollingOut => self.stats.applied += 1,
             Phase::Baking => {
@@ -642,6 +670,7 @@ where
                     id,
                     EventKind::RolledOut,
                     "rollout complete; baking".into(),
+                    detail(),
                 )
                 .await;
             }
@@ -656,6 +685,7 @@ where
                     id,
                     EventKind::Confirmed,
                     format!("confirmed: {summary}"),
+                    detail(),
                 )
                 .await;
             }
@@ -666,6 +696,7 @@ where
                     id,
                     EventKind::Reverting,
                     format!("reverting: {reason}"),
+                    detail(),
                 )
                 .await;
                 // Revert in the same tick: a regression must not wait a minute more.
@@ -682,13 +713,15 @@ where
                     id,
                     EventKind::Reverted,
                     format!("reverted: {reason}"),
+                    detail(),
                 )
                 .await;
             }
             Phase::Abandoned => {
                 self.stats.abandoned += 1;
                 let reason = record.reason.clone().unwrap_or_default();
-                self.emit(workload, id, EventKind::Conflict, reason).await;
+                self.emit(workload, id, EventKind::Conflict, reason, detail())
+                    .await;
             }
             Phase::Planned => {}
         }

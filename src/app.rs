@@ -42,6 +42,9 @@ pub enum Command {
     Revert(RevertArgs),
     /// Print the Recommendation CustomResourceDefinition as YAML.
     Crd,
+    /// Notifications (Slack, webhook, Teams; see docs/notifications.md).
+    #[command(subcommand)]
+    Notify(NotifyCommand),
     /// Work with config files.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -140,6 +143,35 @@ pub struct SimulateArgs {
     /// Output format.
     #[arg(long, short = 'o', default_value = "table", value_parser = ["table", "json"])]
     pub format: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NotifyCommand {
+    /// Send a sample of each notification to the configured sinks, or to
+    /// the ones given by flags; exit 1 if any was not delivered.
+    Test(NotifyTestArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct NotifyTestArgs {
+    /// Config file (YAML): its notifications.sinks, links and delivery.
+    #[arg(long, short = 'c', env = "TAILOR_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// A generic webhook receiver (needs --webhook-secret-file).
+    #[arg(long)]
+    pub webhook_url: Option<String>,
+    /// File holding the webhook's HMAC-SHA256 signing secret.
+    #[arg(long, requires = "webhook_url")]
+    pub webhook_secret_file: Option<PathBuf>,
+    /// A Slack incoming webhook URL.
+    #[arg(long)]
+    pub slack_url: Option<String>,
+    /// A Microsoft Teams workflow webhook URL.
+    #[arg(long)]
+    pub teams_url: Option<String>,
+    /// Give up on undelivered samples after this long.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub wait: Duration,
 }
 
 #[derive(Debug, Subcommand)]
@@ -273,6 +305,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Notify(NotifyCommand::Test(args)) => notify_test(args).await,
         Command::Config(ConfigCommand::Check { file }) => Ok(config_check(&file)),
         Command::Config(ConfigCommand::Default) => {
             let text = serde_yaml_ng::to_string(&Config::default())
@@ -505,18 +538,23 @@ async fn kube_client(kubeconfig: Option<&Path>) -> anyhow::Result<kube::Client> 
     kube::Client::try_from(config).context("building the Kubernetes client")
 }
 
+/// The file's config (its error printed, exit 2) or the defaults.
+fn config_or_default(path: Option<&Path>) -> Result<Config, ExitCode> {
+    match path {
+        Some(path) => Config::load(path).map_err(|e| {
+            eprintln!("tailor: error: {e}");
+            ExitCode::from(2)
+        }),
+        None => Ok(Config::default()),
+    }
+}
+
 /// `tailor run`: loads the config, builds the clients, and runs the daemon
 /// until SIGTERM.
 async fn run_daemon(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let mut config = match &args.config {
-        Some(path) => match Config::load(path) {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("tailor: error: {e}");
-                return Ok(ExitCode::from(2));
-            }
-        },
-        None => Config::default(),
+    let mut config = match config_or_default(args.config.as_deref()) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
     };
     config.merge_cli_overrides(&CliOverrides {
         prometheus_url: args.prometheus_url.clone(),
@@ -558,7 +596,167 @@ async fn run_daemon(args: RunArgs) -> anyhow::Result<ExitCode> {
         crate::cluster::kube::KubeCluster::new(client.clone(), kube_options(&config.selection));
     let source = crate::metrics::source::PrometheusSource::new(prometheus, config.clone())
         .context("configuring the SLI templates")?;
-    run_with_ports(cluster, source.clone(), source, settings, elector, options).await
+    let notifications = match start_notifications(&config) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("tailor: error: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    options.notices = crate::daemon::notices::NoticeOptions {
+        trouble_after: config.notifications.trouble_after,
+        digest_every: Some(config.notifications.digest.interval).filter(|d| !d.is_zero()),
+        agent: crate::domain::WorkloadRef {
+            namespace: election.lease_namespace(),
+            kind: crate::domain::WorkloadKind::Deployment,
+            name: "tailor".to_string(),
+        },
+    };
+    let registered = notifications.clone();
+    options.register_metrics = Some(std::sync::Arc::new(move |registry| {
+        registered.register_metrics(registry)
+    }));
+    let code = run_with_ports(
+        cluster,
+        source.clone(),
+        source,
+        notifications.clone(),
+        settings,
+        elector,
+        options,
+    )
+    .await;
+    // Queued notifications (a revert notice, say) get a few seconds.
+    notifications.shutdown(Duration::from_secs(10)).await;
+    code
+}
+
+/// The notifier of `config.notifications` (no sink: sends nothing).
+fn start_notifications(
+    config: &Config,
+) -> Result<crate::notify::Notifications, crate::notify::NotifyError> {
+    let notifications = crate::notify::Notifications::from_config(
+        &config.notifications,
+        config.prometheus.cluster.clone(),
+    )?;
+    if !config.notifications.sinks.is_empty() {
+        tracing::info!(sinks = ?notifications.sink_names(), "notifications on");
+    }
+    Ok(notifications)
+}
+
+/// `tailor notify test`: a sample of each notification to every sink.
+async fn notify_test(args: NotifyTestArgs) -> anyhow::Result<ExitCode> {
+    use crate::notify::config::SinkKind;
+    use crate::notify::sink::{Secret, Sink};
+    let config = match config_or_default(args.config.as_deref()) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let mut flagged = Vec::new();
+    let mut check = |flag: &str, url: &Option<String>, kind: SinkKind| -> Result<(), String> {
+        if let Some(url) = url {
+            crate::notify::config::check_url(flag, url).map_err(|e| e.to_string())?;
+            flagged.push((kind.as_str().to_string(), kind, url.clone()));
+        }
+        Ok(())
+    };
+    let checked = check("--webhook-url", &args.webhook_url, SinkKind::Webhook)
+        .and_then(|()| check("--slack-url", &args.slack_url, SinkKind::Slack))
+        .and_then(|()| check("--teams-url", &args.teams_url, SinkKind::Teams));
+    if let Err(e) = checked {
+        eprintln!("tailor: error: {e}");
+        return Ok(ExitCode::from(2));
+    }
+    let sinks = if flagged.is_empty() {
+        let resolved: Result<Vec<Sink>, _> = config
+            .notifications
+            .sinks
+            .iter()
+            .enumerate()
+            .map(|(i, s)| Sink::resolve(&format!("notifications.sinks[{i}]"), s))
+            .collect();
+        match resolved {
+            Ok(sinks) => sinks,
+            Err(e) => {
+                eprintln!("tailor: error: {e}");
+                return Ok(ExitCode::from(2));
+            }
+        }
+    } else {
+        let mut sinks = Vec::new();
+        for (name, kind, url) in flagged {
+            let secret = match (kind, &args.webhook_secret_file) {
+                (SinkKind::Webhook, Some(path)) => {
+                    match crate::notify::sink::read_secret_file(path) {
+                        Ok(s) if !s.is_empty() => Some(Secret::new(s)),
+                        Ok(_) => {
+                            eprintln!(
+                                "tailor: error: --webhook-secret-file {} is empty; put a random secret there, e.g. `openssl rand -hex 32`",
+                                path.display()
+                            );
+                            return Ok(ExitCode::from(2));
+                        }
+                        Err(e) => {
+                            eprintln!(
+                                "tailor: error: --webhook-secret-file {}: {e}",
+                                path.display()
+                            );
+                            return Ok(ExitCode::from(2));
+                        }
+                    }
+                }
+                (SinkKind::Webhook, None) => {
+                    eprintln!(
+                        "tailor: error: --webhook-url needs --webhook-secret-file: payloads are always signed (see docs/notifications.md)"
+                    );
+                    return Ok(ExitCode::from(2));
+                }
+                _ => None,
+            };
+            sinks.push(Sink::new(&name, kind, Secret::new(url), secret));
+        }
+        sinks
+    };
+    if sinks.is_empty() {
+        eprintln!(
+            "tailor: error: no sink: pass --slack-url, --webhook-url with --webhook-secret-file, or --teams-url, or a --config with notifications.sinks"
+        );
+        return Ok(ExitCode::from(2));
+    }
+    let context = crate::notify::payload::Context {
+        cluster: config.prometheus.cluster.clone(),
+        links: config.notifications.links.clone(),
+        digest_top: config.notifications.digest.top,
+    };
+    let mut delivery = config.notifications.delivery.clone();
+    delivery.give_up_after = delivery.give_up_after.min(args.wait);
+    delivery.timeout = delivery.timeout.min(args.wait);
+    let notifications = crate::notify::Notifications::start(sinks, &delivery, context.clone())?;
+    for payload in crate::notify::samples::payloads(Utc::now().timestamp(), &context) {
+        notifications.send(payload);
+    }
+    notifications.shutdown(args.wait).await;
+    let mut failed = false;
+    for c in notifications.counts() {
+        let dropped = c.dropped();
+        failed |= dropped > 0;
+        println!(
+            "{}: {} sent, {} retries, {} not delivered{}",
+            c.sink,
+            c.sent,
+            c.retries,
+            dropped,
+            c.last_error
+                .filter(|_| dropped > 0)
+                .map_or(String::new(), |e| format!(" (last error: {e})"))
+        );
+    }
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// What the Kubernetes adapter lists. When every `selection.namespaces`
@@ -589,10 +787,11 @@ fn kube_options(selection: &crate::config::SelectionConfig) -> crate::cluster::k
 }
 
 /// Runs the daemon over the given ports until SIGTERM or SIGINT.
-pub async fn run_with_ports<C, U, S>(
+pub async fn run_with_ports<C, U, S, N>(
     cluster: C,
     usage: U,
     slo: S,
+    notifier: N,
     settings: crate::agent::AgentSettings,
     elector: Option<crate::daemon::LeaderElector>,
     options: crate::daemon::RunOptions,
@@ -601,12 +800,13 @@ where
     C: crate::ports::Cluster,
     U: crate::ports::UsageSource,
     S: crate::ports::SloSource,
+    N: crate::ports::Notifier,
 {
     let summary = crate::daemon::run(
         cluster,
         usage,
         slo,
-        crate::ports::Silent,
+        notifier,
         settings,
         elector,
         options,

@@ -36,6 +36,9 @@ pub struct Config {
     pub agent: AgentConfig,
     /// Where each workload's SLIs come from (reference: `docs/slo.md`).
     pub slo: SloConfig,
+    /// Slack, webhook and Teams notifications (reference:
+    /// `docs/notifications.md`).
+    pub notifications: crate::notify::config::NotificationsConfig,
 }
 
 /// The `rollout:` section: [`crate::rollout::RolloutSettings`] with
@@ -333,6 +336,37 @@ pub fn placeholders(template: &str) -> Vec<&str> {
             out.push(&rest[..word_len]);
         }
     }
+    out
+}
+
+/// `template` with each `{word}` replaced by `value(word)`, in one pass (a
+/// value that itself reads `{word}` stays as it is). A placeholder without
+/// a value is left as written.
+pub fn fill_placeholders(template: &str, value: impl Fn(&str) -> Option<String>) -> String {
+    let mut out = String::with_capacity(template.len() + 64);
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let word_len = after
+            .bytes()
+            .take_while(|b| b.is_ascii_lowercase() || *b == b'_')
+            .count();
+        let filled = (after.as_bytes().get(word_len) == Some(&b'}'))
+            .then(|| value(&after[..word_len]))
+            .flatten();
+        match filled {
+            Some(filled) => {
+                out.push_str(&filled);
+                rest = &after[word_len + 1..];
+            }
+            None => {
+                out.push('{');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
     out
 }
 
@@ -963,6 +997,9 @@ impl Config {
         check_guard_power(&self.rollout, &self.guard)?;
         check_agent(&self.agent)?;
         check_slo(&self.slo)?;
+        self.notifications
+            .check()
+            .map_err(|e| problem(e.key, e.problem, e.fix))?;
         Ok(())
     }
 
@@ -2661,6 +2698,26 @@ mod tests {
             policy: Policy::default(),
         });
         config.agent.leader_election.namespace = Some("ns".into());
+        config
+            .notifications
+            .sinks
+            .push(crate::notify::config::SinkConfig {
+                name: "s".into(),
+                kind: crate::notify::config::SinkKind::Webhook,
+                url: Some("https://example.com".into()),
+                url_file: Some("/u".into()),
+                url_env: Some("U".into()),
+                secret_file: Some("/s".into()),
+                secret_env: Some("S".into()),
+                events: crate::notify::config::default_events(),
+            });
+        config
+            .notifications
+            .links
+            .push(crate::notify::config::LinkTemplate {
+                name: "Grafana".into(),
+                url: "https://g/{name}".into(),
+            });
         let value = serde_yaml_ng::to_value(&config).unwrap();
         let mut keys = Vec::new();
         collect_keys(&value, "", &mut keys);

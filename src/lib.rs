@@ -15,6 +15,7 @@ pub mod daemon;
 pub mod domain;
 pub mod guard;
 pub mod metrics;
+pub mod notify;
 pub mod plan;
 pub mod ports;
 pub mod recommend;

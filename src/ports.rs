@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{Resources, WorkloadRef};
 use crate::guard::{ResourceSample, SliSample};
-use crate::plan::WorkloadView;
+use crate::plan::{Change, Mode, WorkloadView};
 use crate::recommend::Recommendation;
-use crate::rollout::RolloutRecord;
+use crate::rollout::{RolloutRecord, VerdictRecord};
 
 /// Why a port call failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -78,6 +78,113 @@ pub struct AgentEvent {
     pub change_id: Option<String>,
     pub kind: EventKind,
     pub message: String,
+    /// The numbers behind `message`, for notifications. Absent on events
+    /// recorded before it existed, and on events with nothing to add.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<EventDetail>,
+}
+
+/// What an event is about, in numbers: what changed from what to what, the
+/// verdict's evidence, the hold, or what troubles the agent.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum EventDetail {
+    Change(Box<ChangeDetail>),
+    Trouble(TroubleDetail),
+}
+
+/// A change at the moment of the event.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChangeDetail {
+    /// Containers before → after, the reason, the estimated $/month.
+    pub change: Change,
+    /// For proposals: the workload's mode, which made it a proposal rather
+    /// than a change (`approve`: it waits for a human's approval).
+    #[serde(default)]
+    pub mode: Option<Mode>,
+    /// The SLO guard's verdict with its findings (confirm, revert).
+    #[serde(default)]
+    pub verdict: Option<VerdictRecord>,
+    /// Why the change was reverted or abandoned.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// When the regression (or stuck rollout) was first seen.
+    #[serde(default)]
+    pub regression_seen_at: Option<i64>,
+    #[serde(default)]
+    pub reverted_at: Option<i64>,
+    /// The workload is left alone until then (after a revert).
+    #[serde(default)]
+    pub held_until: Option<i64>,
+}
+
+impl ChangeDetail {
+    /// A change as a proposal (`mode`: why it was not applied).
+    pub fn proposed(change: &Change, mode: Mode) -> Self {
+        ChangeDetail {
+            mode: Some(mode),
+            ..ChangeDetail::of(change)
+        }
+    }
+
+    /// A change as its rollout record has it now.
+    pub fn from_record(record: &RolloutRecord) -> Self {
+        ChangeDetail {
+            verdict: record.verdict.clone(),
+            reason: record.reason.clone(),
+            regression_seen_at: record.regression_seen_at,
+            reverted_at: record.reverted_at,
+            held_until: record.held_until,
+            ..ChangeDetail::of(&record.change)
+        }
+    }
+
+    /// A change with nothing known about it yet beyond itself.
+    pub fn of(change: &Change) -> Self {
+        ChangeDetail {
+            change: change.clone(),
+            mode: None,
+            verdict: None,
+            reason: None,
+            regression_seen_at: None,
+            reverted_at: None,
+            held_until: None,
+        }
+    }
+}
+
+/// Something keeps the agent from working.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TroubleDetail {
+    pub problem: Trouble,
+    /// When the trouble started (unix seconds).
+    pub since: i64,
+    /// The last error, as the adapter reported it.
+    pub error: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Trouble {
+    /// The metrics backend has not answered since `since`.
+    MetricsUnreachable,
+    /// It answers again (after a `MetricsUnreachable`).
+    MetricsRecovered,
+    /// The Kubernetes API refused a call (RBAC).
+    Forbidden,
+}
+
+/// What a periodic digest is made of: the latest recommendations and the
+/// proposals of the last plan, each with the mode that kept it a proposal.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Digest {
+    pub at: i64,
+    /// `guardrails.mode`.
+    pub mode: Mode,
+    pub recommendations: Vec<Recommendation>,
+    /// Mode `approve`: waits for a human's approval; `observe`: shown only;
+    /// `auto`: held back by the in-flight limit or the rate budget.
+    pub proposals: Vec<(Change, Mode)>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -198,6 +305,8 @@ pub trait SloSource {
 /// Tells people; must never block the loop.
 pub trait Notifier {
     fn notify(&self, event: &AgentEvent);
+    /// The periodic digest (observe and approve modes). Dropped by default.
+    fn digest(&self, _digest: &Digest) {}
 }
 
 /// A notifier that drops everything (recommend-only runs, tests).

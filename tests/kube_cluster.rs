@@ -227,6 +227,7 @@ async fn rollout_state_and_events_are_durable() {
             change_id: Some("c9".into()),
             kind: EventKind::Reverted,
             message: "reverted: p99 latency 0.4 s vs 0.2 s".into(),
+            detail: None,
         })
         .await
         .expect("event");

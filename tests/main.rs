@@ -10,6 +10,7 @@ mod e2e;
 mod faults;
 mod harness;
 mod kube_cluster;
+mod notify;
 mod recommend;
 mod simulations;
 mod slo_source;

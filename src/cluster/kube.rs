@@ -939,6 +939,7 @@ mod tests {
             change_id: Some("c-1".into()),
             kind: EventKind::Reverted,
             message: "é".repeat(600),
+            detail: None,
         };
         cluster.record_event(&event).await.expect("recorded");
         let seen = seen.lock().expect("not poisoned").clone();

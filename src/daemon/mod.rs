@@ -18,6 +18,7 @@
 //! process had died there. See `docs/daemon.md`.
 
 pub mod leader;
+pub mod notices;
 pub mod observed;
 pub mod revert;
 pub mod server;
@@ -73,7 +74,14 @@ pub struct RunOptions {
     /// The metrics backend's query totals (`PromClient::counts()`), read at
     /// every scrape of `/metrics`.
     pub query_totals: Option<QueryTotalsFn>,
+    /// Trouble notifications and the digest.
+    pub notices: notices::NoticeOptions,
+    /// Adds more metrics to `/metrics` (the notifier's).
+    pub register_metrics: Option<RegisterMetricsFn>,
 }
+
+/// Adds metrics to the daemon's registry.
+pub type RegisterMetricsFn = Arc<dyn Fn(&mut prometheus_client::registry::Registry) + Send + Sync>;
 
 impl RunOptions {
     pub fn new(tick: Duration, metrics_address: SocketAddr) -> Self {
@@ -83,6 +91,8 @@ impl RunOptions {
             once: false,
             stall_after: (tick * 5).max(Duration::from_secs(300)),
             query_totals: None,
+            notices: notices::NoticeOptions::default(),
+            register_metrics: None,
         }
     }
 }
@@ -95,6 +105,8 @@ impl std::fmt::Debug for RunOptions {
             .field("once", &self.once)
             .field("stall_after", &self.stall_after)
             .field("query_totals", &self.query_totals.is_some())
+            .field("notices", &self.notices)
+            .field("register_metrics", &self.register_metrics.is_some())
             .finish()
     }
 }
@@ -168,10 +180,11 @@ where
     S: SloSource,
     N: Notifier,
 {
-    let state = Arc::new(DaemonState::new(
-        options.stall_after,
-        options.query_totals.clone(),
-    ));
+    let mut state = DaemonState::new(options.stall_after, options.query_totals.clone());
+    if let Some(register) = &options.register_metrics {
+        register(state.registry_mut());
+    }
+    let state = Arc::new(state);
     let ports = Ports {
         cluster: ObservedCluster {
             inner: Rc::new(cluster),
@@ -315,6 +328,7 @@ where
     let mut next_tick = Instant::now();
     let mut iteration = 0u64;
     let mut stopping = false;
+    let mut notices = notices::Notices::new(options.notices.clone());
 
     // The first tick waits until leadership is known.
     tokio::select! {
@@ -409,6 +423,15 @@ where
             }
             .instrument(span)
             .await;
+            if leads {
+                tell(
+                    &mut notices,
+                    &ports.notifier,
+                    &state,
+                    agent.as_ref(),
+                    &settings,
+                );
+            }
             if *leadership.borrow() != Leadership::Leader
                 && let Some(dropped) = agent.take()
             {
@@ -448,6 +471,39 @@ where
     }
     state.set_running(false);
     summary
+}
+
+/// Sends the trouble notifications and the digest that are due.
+fn tell<C, U, S, N: Notifier>(
+    notices: &mut notices::Notices,
+    notifier: &SharedNotifier<N>,
+    state: &DaemonState,
+    agent: Option<&DaemonAgent<C, U, S, N>>,
+    settings: &AgentSettings,
+) {
+    let unix = SystemClock.now();
+    for event in notices.trouble(Instant::now(), unix, &state.take_trouble()) {
+        tracing::warn!(kind = ?event.kind, "{}", event.message);
+        notifier.notify(&event);
+    }
+    let Some(agent) = agent else {
+        return;
+    };
+    if notices.digest_due(unix) {
+        let mode = settings.guardrails.mode;
+        let awaiting = agent
+            .last_proposals
+            .iter()
+            .any(|(_, m)| *m == crate::plan::Mode::Approve);
+        if mode != crate::plan::Mode::Auto || awaiting {
+            notifier.digest(&crate::ports::Digest {
+                at: unix,
+                mode,
+                recommendations: state.recommendations(),
+                proposals: agent.last_proposals.clone(),
+            });
+        }
+    }
 }
 
 /// Adds to `total` what an agent did between `before` and `after`.

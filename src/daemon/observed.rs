@@ -12,7 +12,8 @@ use crate::domain::WorkloadRef;
 use crate::guard::{ResourceSample, SliSample};
 use crate::plan::WorkloadView;
 use crate::ports::{
-    AgentEvent, Cluster, Notifier, PortError, Publication, ResourcePatch, RolloutStatus, SloSource,
+    AgentEvent, Cluster, Digest, Notifier, PortError, Publication, ResourcePatch, RolloutStatus,
+    SloSource,
     UsageSource,
 };
 use crate::recommend::Recommendation;
@@ -35,38 +36,53 @@ impl<C> Clone for ObservedCluster<C> {
     }
 }
 
+impl<C> ObservedCluster<C> {
+    /// Notes an RBAC refusal for the trouble notifications.
+    fn seen<T>(&self, result: Result<T, PortError>) -> Result<T, PortError> {
+        if let Err(PortError::Forbidden(e)) = &result {
+            self.state.forbidden(e.clone());
+        }
+        result
+    }
+}
+
 impl<C: Cluster> Cluster for ObservedCluster<C> {
     async fn workloads(&self) -> Result<Vec<WorkloadView>, PortError> {
         let result = self.inner.workloads().await;
         if result.is_ok() {
             self.state.set_workloads_listed();
         }
-        result
+        self.seen(result)
     }
 
     async fn apply(&self, patch: &ResourcePatch) -> Result<(), PortError> {
-        self.inner.apply(patch).await
+        self.seen(self.inner.apply(patch).await)
     }
 
     async fn rollout_status(&self, workload: &WorkloadRef) -> Result<RolloutStatus, PortError> {
-        self.inner.rollout_status(workload).await
+        self.seen(self.inner.rollout_status(workload).await)
     }
 
     async fn load_rollouts(&self) -> Result<Vec<RolloutRecord>, PortError> {
-        self.inner.load_rollouts().await
+        self.seen(self.inner.load_rollouts().await)
     }
 
     async fn save_rollout(&self, record: &RolloutRecord) -> Result<(), PortError> {
-        self.inner.save_rollout(record).await
+        self.seen(self.inner.save_rollout(record).await)
     }
 
     async fn record_event(&self, event: &AgentEvent) -> Result<(), PortError> {
-        self.inner.record_event(event).await
+        self.seen(self.inner.record_event(event).await)
     }
 
     async fn publish(&self, publication: &Publication) -> Result<(), PortError> {
         self.inner.publish(publication).await
     }
+}
+
+/// Tells the daemon state whether a metrics-backend call worked.
+fn backend<T>(state: &DaemonState, result: &Result<T, PortError>) {
+    state.backend_result(result.as_ref().err().map(ToString::to_string));
 }
 
 /// A [`UsageSource`] that publishes what it returns and times each call.
@@ -89,6 +105,7 @@ impl<U: UsageSource> UsageSource for ObservedUsage<U> {
         let started = Instant::now();
         let result = self.inner.recommendations(now).await;
         self.state.observe_query(started.elapsed());
+        backend(&self.state, &result);
         if let Ok(all) = &result {
             self.state.set_recommendations(all.clone());
         }
@@ -99,6 +116,7 @@ impl<U: UsageSource> UsageSource for ObservedUsage<U> {
         let started = Instant::now();
         let result = self.inner.urgent(since, now).await;
         self.state.observe_query(started.elapsed());
+        backend(&self.state, &result);
         if let Ok(urgent) = &result {
             self.state.merge_recommendations(urgent);
         }
@@ -131,6 +149,7 @@ impl<S: SloSource> SloSource for ObservedSlo<S> {
         let started = Instant::now();
         let result = self.inner.slis(workload, from, to).await;
         self.state.observe_query(started.elapsed());
+        backend(&self.state, &result);
         result
     }
 
@@ -143,6 +162,7 @@ impl<S: SloSource> SloSource for ObservedSlo<S> {
         let started = Instant::now();
         let result = self.inner.resource_signals(workload, from, to).await;
         self.state.observe_query(started.elapsed());
+        backend(&self.state, &result);
         result
     }
 }
@@ -159,5 +179,9 @@ impl<N> Clone for SharedNotifier<N> {
 impl<N: Notifier> Notifier for SharedNotifier<N> {
     fn notify(&self, event: &AgentEvent) {
         self.0.notify(event);
+    }
+
+    fn digest(&self, digest: &Digest) {
+        self.0.digest(digest);
     }
 }

@@ -78,6 +78,8 @@ pub struct DaemonState {
     recommendations: Arc<Mutex<Vec<Recommendation>>>,
     metrics: Metrics,
     registry: Registry,
+    /// What the ports saw go wrong, for trouble notifications.
+    trouble: Mutex<super::notices::TroubleSignals>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -161,6 +163,47 @@ impl DaemonState {
             recommendations,
             metrics,
             registry,
+            trouble: Mutex::new(super::notices::TroubleSignals::default()),
+        }
+    }
+
+    /// To add metrics (notifications) before the state is shared.
+    pub fn registry_mut(&mut self) -> &mut Registry {
+        &mut self.registry
+    }
+
+    /// A call into the metrics backend succeeded (`None`) or failed.
+    pub fn backend_result(&self, error: Option<String>) {
+        let mut trouble = lock(&self.trouble);
+        match error {
+            None => trouble.backend = None,
+            Some(error) => match &mut trouble.backend {
+                Some(failing) => failing.error = error,
+                None => {
+                    trouble.backend = Some(super::notices::BackendFailure {
+                        since: tokio::time::Instant::now(),
+                        since_unix: crate::ports::Clock::now(&super::SystemClock),
+                        error,
+                    })
+                }
+            },
+        }
+    }
+
+    /// The Kubernetes API refused a call.
+    pub fn forbidden(&self, error: String) {
+        let mut trouble = lock(&self.trouble);
+        if !trouble.forbidden.contains(&error) {
+            trouble.forbidden.push(error);
+        }
+    }
+
+    /// The current backend failure and the refusals since the last call.
+    pub fn take_trouble(&self) -> super::notices::TroubleSignals {
+        let mut trouble = lock(&self.trouble);
+        super::notices::TroubleSignals {
+            backend: trouble.backend.clone(),
+            forbidden: std::mem::take(&mut trouble.forbidden),
         }
     }
 

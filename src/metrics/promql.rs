@@ -272,38 +272,14 @@ pub struct TemplateValues {
 /// `{window}` in one pass (a value that itself reads `{window}` stays as
 /// it is). Any other `{word}` is left alone; config validation refuses it.
 pub fn render(template: &str, values: &TemplateValues) -> String {
-    let mut out = String::with_capacity(template.len() + 64);
-    let mut rest = template;
-    while let Some(open) = rest.find('{') {
-        out.push_str(&rest[..open]);
-        let after = &rest[open + 1..];
-        let word_len = after
-            .bytes()
-            .take_while(|b| b.is_ascii_lowercase() || *b == b'_')
-            .count();
-        let value = (after.as_bytes().get(word_len) == Some(&b'}'))
-            .then(|| match &after[..word_len] {
-                "namespace" => Some(escape(&values.namespace)),
-                "name" => Some(escape(&values.name)),
-                "pod_regex" => Some(escape(&values.pod_regex)),
-                "selector" => Some(values.selector.clone()),
-                "window" => Some(values.window.clone()),
-                _ => None,
-            })
-            .flatten();
-        match value {
-            Some(value) => {
-                out.push_str(&value);
-                rest = &after[word_len + 1..];
-            }
-            None => {
-                out.push('{');
-                rest = after;
-            }
-        }
-    }
-    out.push_str(rest);
-    out
+    crate::config::fill_placeholders(template, |word| match word {
+        "namespace" => Some(escape(&values.namespace)),
+        "name" => Some(escape(&values.name)),
+        "pod_regex" => Some(escape(&values.pod_regex)),
+        "selector" => Some(values.selector.clone()),
+        "window" => Some(values.window.clone()),
+        _ => None,
+    })
 }
 
 /// A counter per pod container, raw (the caller takes per-minute
