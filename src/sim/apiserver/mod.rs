@@ -19,9 +19,10 @@
 //!   a kubelet that admits, defers or refuses it against node capacity.
 //!
 //! It is test infrastructure and a local playground (`tailor run` against
-//! it with nothing installed). It is not a Kubernetes: no authentication, no TLS, no
-//! admission, no scheduler, no garbage collection beyond the workloads it
-//! runs. `docs/testing.md` lists what it keeps and what it does not.
+//! it with nothing installed). It is not a Kubernetes: no authentication,
+//! no TLS, no admission, no scheduler, no garbage collection beyond the
+//! workloads it runs. `docs/testing.md` lists what it keeps and what it
+//! does not.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
