@@ -14,7 +14,7 @@ use kube::runtime::watcher;
 use kube::{Client, Config};
 use serde_json::{Value, json};
 use tailor::sim::apiserver::{
-    ApiServerConfig, ApiServerHandle, Fault, FaultAction, load_cluster, start,
+    ApiServerConfig, ApiServerHandle, Fault, FaultAction, RbacDeny, load_cluster, start,
 };
 use tailor::sim::models::load_model;
 use tailor::sim::scenario::FleetEntry;
@@ -68,7 +68,7 @@ fn api_code(err: &kube::Error) -> Option<(u16, String)> {
     }
 }
 
-async fn eventually<F, Fut>(what: &str, timeout: Duration, mut check: F)
+pub(crate) async fn eventually<F, Fut>(what: &str, timeout: Duration, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -331,8 +331,20 @@ async fn watch_replays_after_a_resource_version_then_streams_and_bookmarks() {
             WatchEvent::Added(p) => {
                 format!("ADDED {}", p.metadata.name.clone().unwrap_or_default())
             }
+            // The kubelet's status writes are MODIFIED events too; the
+            // label says which one is the patch below.
             WatchEvent::Modified(p) => {
-                format!("MODIFIED {}", p.metadata.name.clone().unwrap_or_default())
+                let touched = p
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .is_some_and(|l| l.contains_key("touched"));
+                let name = p.metadata.name.clone().unwrap_or_default();
+                if touched {
+                    format!("MODIFIED {name} touched")
+                } else {
+                    format!("MODIFIED {name}")
+                }
             }
             WatchEvent::Deleted(p) => {
                 format!("DELETED {}", p.metadata.name.clone().unwrap_or_default())
@@ -346,10 +358,13 @@ async fn watch_replays_after_a_resource_version_then_streams_and_bookmarks() {
             break;
         }
     }
-    assert_eq!(
-        seen[..2],
-        ["ADDED b".to_string(), "MODIFIED a".to_string()],
-        "{seen:?}"
+    let at = |label: &str| seen.iter().position(|s| s == label);
+    let added = at("ADDED b").expect("the replay sends b's creation");
+    let patched = at("MODIFIED a touched").expect("the live patch arrives");
+    assert!(added < patched, "in resourceVersion order: {seen:?}");
+    assert!(
+        !seen.iter().any(|s| s == "ADDED a"),
+        "a is older than `since`: {seen:?}"
     );
     assert_eq!(
         seen.last().map(String::as_str),
@@ -690,5 +705,440 @@ async fn the_e2e_cluster_file_loads() {
         || async { !server.objects("v1", "Pod", None).is_empty() },
     )
     .await;
+    server.shutdown().await;
+}
+
+// In-place resize, as Kubernetes 1.33 serves and actuates it.
+
+fn bare_pod(name: &str, resources: Value, resize_policy: Option<&str>) -> Pod {
+    let mut container = json!({"name": "app", "image": "shop:1", "resources": resources});
+    if let Some(policy) = resize_policy {
+        container["resizePolicy"] = json!([{"resourceName": "memory", "restartPolicy": policy}]);
+    }
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "labels": {"app": "shop"}},
+        "spec": {"containers": [container]},
+    }))
+    .expect("pod")
+}
+
+fn condition(pod: &Pod, kind: &str) -> Option<(String, String)> {
+    pod.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == kind && c.status == "True")
+        .map(|c| {
+            (
+                c.reason.clone().unwrap_or_default(),
+                c.message.clone().unwrap_or_default(),
+            )
+        })
+}
+
+/// What the container runs with (`status.containerStatuses[0].resources`).
+fn actual_cpu(pod: &Pod) -> String {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|s| s.first())
+        .and_then(|s| s.resources.as_ref())
+        .and_then(|r| r.requests.as_ref())
+        .and_then(|r| r.get("cpu"))
+        .map(|q| q.0.clone())
+        .unwrap_or_default()
+}
+
+fn restart_count(pod: &Pod) -> i32 {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|s| s.first())
+        .map_or(0, |s| s.restart_count)
+}
+
+/// `pods/{name}/resize` of the `app` container (a strategic merge patch).
+pub(crate) async fn resize(
+    pods: &Api<Pod>,
+    name: &str,
+    resources: Value,
+) -> Result<Pod, kube::Error> {
+    let body = json!({"spec": {"containers": [{"name": "app", "resources": resources}]}});
+    pods.patch_subresource(
+        "resize",
+        name,
+        &PatchParams::default(),
+        &Patch::Strategic(&body),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resize_is_validated_like_1_33() {
+    let server = start(quick()).await.expect("start");
+    let (client, _dir) = kube_client(&server).await;
+    let pods: Api<Pod> = Api::namespaced(client, "default");
+    let resources = json!({"requests": {"cpu": "100m", "memory": "128Mi"},
+                           "limits": {"cpu": "1", "memory": "256Mi"}});
+    pods.create(&PostParams::default(), &bare_pod("web-1", resources, None))
+        .await
+        .expect("create");
+    let rows = [
+        (
+            json!({"limits": {"memory": "200Mi"}}),
+            "spec.containers[0].resources.limits[memory]: Forbidden: memory limits cannot be \
+             decreased unless resizePolicy is RestartContainer",
+        ),
+        (
+            json!({"limits": {"cpu": null}}),
+            "spec.containers[0].resources.limits[cpu]: Forbidden: resource limits cannot be removed",
+        ),
+        (
+            json!({"requests": {"cpu": "1", "memory": "256Mi"}}),
+            "spec: Forbidden: Pod QOS Class may not change as a result of resizing",
+        ),
+        (
+            json!({"requests": {"cpu": "2"}}),
+            "must be less than or equal to cpu limit",
+        ),
+    ];
+    for (change, message) in rows {
+        let err = resize(&pods, "web-1", change.clone())
+            .await
+            .expect_err("refused");
+        let kube::Error::Api(status) = &err else {
+            panic!("{err:?}");
+        };
+        assert_eq!(
+            (status.code, status.reason.as_str()),
+            (422, "Invalid"),
+            "{change}"
+        );
+        assert!(
+            status.message.contains(message),
+            "{change}: {}",
+            status.message
+        );
+    }
+    let pod = pods.get("web-1").await.expect("pod");
+    assert_eq!(cpu_request(&pod), "100m", "nothing changed");
+    // Only resources change through the subresource.
+    let body = json!({"metadata": {"labels": {"x": "y"}}, "spec": {"containers": [
+        {"name": "app", "image": "other:2", "resources": {"requests": {"cpu": "150m"}}}]}});
+    let pod = pods
+        .patch_subresource(
+            "resize",
+            "web-1",
+            &PatchParams::default(),
+            &Patch::Strategic(&body),
+        )
+        .await
+        .expect("resize");
+    assert_eq!(cpu_request(&pod), "150m");
+    let spec = pod.spec.expect("spec");
+    assert_eq!(spec.containers[0].image.as_deref(), Some("shop:1"));
+    assert!(!pod.metadata.labels.expect("labels").contains_key("x"));
+    server.shutdown().await;
+
+    // Before 1.33 the subresource is not served.
+    let old = start(ApiServerConfig {
+        minor_version: 32,
+        ..quick()
+    })
+    .await
+    .expect("start");
+    let (client, _dir) = kube_client(&old).await;
+    assert_eq!(
+        client.apiserver_version().await.expect("version").minor,
+        "32"
+    );
+    let pods: Api<Pod> = Api::namespaced(client, "default");
+    pods.create(
+        &PostParams::default(),
+        &bare_pod("web-1", json!({"requests": {"cpu": "100m"}}), None),
+    )
+    .await
+    .expect("create");
+    let err = resize(&pods, "web-1", json!({"requests": {"cpu": "200m"}}))
+        .await
+        .expect_err("not served");
+    assert_eq!(api_code(&err).map(|(c, _)| c), Some(404));
+    old.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kubelet_actuates_defers_or_refuses_a_resize() {
+    let server = start(ApiServerConfig {
+        nodes: vec!["node-a".into()],
+        node_cpu: tailor::units::MilliCores(4_000),
+        resize_ticks: 3,
+        ..quick()
+    })
+    .await
+    .expect("start");
+    let (client, _dir) = kube_client(&server).await;
+    let pods: Api<Pod> = Api::namespaced(client, "default");
+    let resources = json!({"requests": {"cpu": "500m", "memory": "128Mi"},
+                           "limits": {"cpu": "4", "memory": "256Mi"}});
+    let created = pods
+        .create(
+            &PostParams::default(),
+            &bare_pod("web-1", resources, Some("RestartContainer")),
+        )
+        .await
+        .expect("create");
+    let uid = created.metadata.uid.clone();
+    eventually("web-1 running", Duration::from_secs(5), || async {
+        pods.get("web-1")
+            .await
+            .is_ok_and(|p| actual_cpu(&p) == "500m")
+    })
+    .await;
+
+    // Accepted: in progress for a few ticks, then actuated, no restart.
+    let pod = resize(&pods, "web-1", json!({"requests": {"cpu": "1"}}))
+        .await
+        .expect("resize");
+    assert_eq!(
+        (cpu_request(&pod), actual_cpu(&pod)),
+        ("1".into(), "500m".into())
+    );
+    eventually("PodResizeInProgress", Duration::from_secs(5), || async {
+        pods.get("web-1")
+            .await
+            .is_ok_and(|p| condition(&p, "PodResizeInProgress").is_some())
+    })
+    .await;
+    eventually("the resize actuated", Duration::from_secs(5), || async {
+        pods.get("web-1")
+            .await
+            .is_ok_and(|p| actual_cpu(&p) == "1" && condition(&p, "PodResizeInProgress").is_none())
+    })
+    .await;
+    let pod = pods.get("web-1").await.expect("pod");
+    assert_eq!(pod.metadata.uid, uid);
+    assert_eq!(restart_count(&pod), 0);
+    let allocated = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|s| s.first())
+        .and_then(|s| s.allocated_resources.as_ref())
+        .and_then(|a| a.get("cpu"))
+        .map(|q| q.0.clone());
+    assert_eq!(allocated.as_deref(), Some("1"));
+
+    // More than the node has: Infeasible, and nothing is actuated.
+    resize(
+        &pods,
+        "web-1",
+        json!({"requests": {"cpu": "5"}, "limits": {"cpu": "6"}}),
+    )
+    .await
+    .expect("the API server accepts it");
+    eventually("Infeasible", Duration::from_secs(5), || async {
+        pods.get("web-1").await.is_ok_and(|p| {
+            condition(&p, "PodResizePending")
+                == Some((
+                    "Infeasible".into(),
+                    "Node didn't have enough capacity: cpu, requested: 5000, capacity: 4000".into(),
+                ))
+        })
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(actual_cpu(&pods.get("web-1").await.expect("pod")), "1");
+
+    // Fits the node, not next to another pod: Deferred until it leaves.
+    pods.create(
+        &PostParams::default(),
+        &bare_pod("batch", json!({"requests": {"cpu": "2500m"}}), None),
+    )
+    .await
+    .expect("create");
+    eventually("batch running", Duration::from_secs(5), || async {
+        pods.get("batch")
+            .await
+            .is_ok_and(|p| actual_cpu(&p) == "2500m")
+    })
+    .await;
+    resize(
+        &pods,
+        "web-1",
+        json!({"requests": {"cpu": "2"}, "limits": {"cpu": "4"}}),
+    )
+    .await
+    .expect("resize");
+    eventually("Deferred", Duration::from_secs(5), || async {
+        pods.get("web-1").await.is_ok_and(|p| {
+            condition(&p, "PodResizePending")
+                == Some((
+                    "Deferred".into(),
+                    "Node didn't have enough resource: cpu, requested: 2000, used: 2500, capacity: 4000".into(),
+                ))
+        })
+    })
+    .await;
+    pods.delete("batch", &Default::default())
+        .await
+        .expect("delete");
+    eventually(
+        "the deferred resize actuated",
+        Duration::from_secs(5),
+        || async {
+            pods.get("web-1")
+                .await
+                .is_ok_and(|p| actual_cpu(&p) == "2" && condition(&p, "PodResizePending").is_none())
+        },
+    )
+    .await;
+    assert_eq!(restart_count(&pods.get("web-1").await.expect("pod")), 0);
+
+    // A memory change under `RestartContainer` restarts the container,
+    // not the pod.
+    resize(
+        &pods,
+        "web-1",
+        json!({"requests": {"memory": "100Mi"}, "limits": {"memory": "200Mi"}}),
+    )
+    .await
+    .expect("lower memory with RestartContainer");
+    eventually("a container restart", Duration::from_secs(5), || async {
+        pods.get("web-1")
+            .await
+            .is_ok_and(|p| restart_count(&p) == 1)
+    })
+    .await;
+    assert_eq!(pods.get("web-1").await.expect("pod").metadata.uid, uid);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_models_run_on_the_actuated_limits() {
+    let server = start(ApiServerConfig {
+        resize_ticks: 10,
+        ..web_fleet()
+    })
+    .await
+    .expect("start");
+    let (client, _dir) = kube_client(&server).await;
+    let pods: Api<Pod> = Api::namespaced(client, "shop");
+    eventually("3 running pods", Duration::from_secs(10), || async {
+        pods.list(&ListParams::default().labels("app=web"))
+            .await
+            .is_ok_and(|l| l.items.len() == 3)
+    })
+    .await;
+    let name = pods
+        .list(&ListParams::default().labels("app=web"))
+        .await
+        .expect("list")
+        .items[0]
+        .metadata
+        .name
+        .clone()
+        .expect("name");
+    // diurnal-web needs at least 30m: a 20m limit throttles it.
+    resize(
+        &pods,
+        &name,
+        json!({"requests": {"cpu": "10m"}, "limits": {"cpu": "20m"}}),
+    )
+    .await
+    .expect("resize");
+    let throttled = |text: &str| -> Option<f64> {
+        text.lines()
+            .find(|l| {
+                l.starts_with("container_cpu_cfs_throttled_periods_total{")
+                    && l.contains(&format!("pod=\"{name}\""))
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    };
+    assert_eq!(
+        throttled(&server.metrics_text()),
+        None,
+        "no CFS quota until the kubelet actuates the resize"
+    );
+    eventually(
+        "throttling under the new limit",
+        Duration::from_secs(10),
+        || async { throttled(&server.metrics_text()).is_some_and(|t| t > 0.0) },
+    )
+    .await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rbac_refusals_read_like_the_real_authorizer() {
+    let server = start(ApiServerConfig {
+        rbac_deny: vec![
+            RbacDeny {
+                namespace: Some("shop".into()),
+                ..RbacDeny::new("patch", "apps", "deployments")
+            },
+            RbacDeny::new("list", "", "pods"),
+            RbacDeny::new("patch", "", "pods/resize"),
+        ],
+        ..web_fleet()
+    })
+    .await
+    .expect("start");
+    let (client, _dir) = kube_client(&server).await;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "shop");
+    let body = json!({"metadata": {"labels": {"x": "y"}}});
+    let err = deployments
+        .patch("web", &PatchParams::default(), &Patch::Merge(&body))
+        .await
+        .expect_err("forbidden");
+    let kube::Error::Api(status) = &err else {
+        panic!("{err:?}");
+    };
+    assert_eq!((status.code, status.reason.as_str()), (403, "Forbidden"));
+    assert_eq!(
+        status.message,
+        "deployments.apps \"web\" is forbidden: User \"system:serviceaccount:tailor:tailor\" \
+         cannot patch resource \"deployments\" in API group \"apps\" in the namespace \"shop\""
+    );
+    let raw: Value = reqwest::Client::new()
+        .patch(format!(
+            "{}/apis/apps/v1/namespaces/shop/deployments/web",
+            server.url()
+        ))
+        .header("content-type", "application/merge-patch+json")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("status");
+    assert_eq!(
+        raw["details"],
+        json!({"name": "web", "group": "apps", "kind": "deployments"})
+    );
+    // Reads stay allowed; other namespaces too.
+    deployments.get("web").await.expect("get is allowed");
+    let pods: Api<Pod> = Api::all(client.clone());
+    let err = pods
+        .list(&ListParams::default())
+        .await
+        .expect_err("forbidden");
+    assert!(
+        matches!(&err, kube::Error::Api(s) if s.message == "pods is forbidden: User \"system:serviceaccount:tailor:tailor\" \
+            cannot list resource \"pods\" in API group \"\" at the cluster scope"),
+        "{err:?}"
+    );
+    let shop: Api<Pod> = Api::namespaced(client, "shop");
+    let err = resize(&shop, "anything", json!({"requests": {"cpu": "1"}}))
+        .await
+        .expect_err("forbidden");
+    assert!(
+        matches!(&err, kube::Error::Api(s) if s.code == 403 && s.message.contains("cannot patch resource \"pods/resize\" in API group \"\" in the namespace \"shop\"")),
+        "{err:?}"
+    );
+    let refused = server.requests().iter().filter(|r| r.code == 403).count();
+    assert_eq!(refused, 4, "{:?}", server.requests());
     server.shutdown().await;
 }

@@ -7,18 +7,24 @@
 //! (re-read, never retry blindly); 401/403 → `Forbidden` naming the verb
 //! and resource RBAC refused; 429, 5xx, timeouts and connection errors →
 //! `Unavailable`. The RBAC this needs is listed in `docs/kubernetes.md`.
+//!
+//! Workloads annotated `tailor.dev/apply: in-place` on Kubernetes ≥ 1.33
+//! are changed by resizing each running pod (`pods/{name}/resize`) instead
+//! of patching the template; the rules, and what happens to the template,
+//! are in `docs/kubernetes.md` ("In-place resize").
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Debug;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::NamespaceResourceScope;
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{Namespace, ObjectReference};
+use k8s_openapi::api::core::v1::{Namespace, ObjectReference, Pod};
 use k8s_openapi::api::events::v1::Event;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, MicroTime, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, GetParams, ListParams, Patch, PatchParams, PostParams};
 use kube::core::Request;
@@ -28,12 +34,13 @@ use serde_json::{Value, json};
 
 use super::annotations;
 use super::crd::{self, ContainerStatus, Recommendation, RecommendationStatus, ResourceValues};
-use super::patch::{self, PatchOp, PatchPlan};
-use super::view::{self, Context, HpaScaling};
-use crate::domain::{WorkloadKind, WorkloadRef};
+use super::patch::{self, InPlaceRecord, KnownGood, PatchOp, PatchPlan, Route};
+use super::view::{self, Context, HpaScaling, PodState};
+use crate::domain::{Resources, WorkloadKind, WorkloadRef};
 use crate::plan::WorkloadView;
 use crate::ports::{
-    AgentEvent, Cluster, EventKind, PortError, Publication, ResourcePatch, RolloutStatus,
+    AgentEvent, Cluster, ContainerPatch, EventKind, PortError, Publication, ResourcePatch,
+    RolloutStatus,
 };
 use crate::rollout::RolloutRecord;
 
@@ -46,6 +53,8 @@ const NOTE_MAX_BYTES: usize = 1024;
 /// `reportingController` of every event tailor records.
 pub const REPORTING_CONTROLLER: &str = "tailor.dev/agent";
 const JSON_PATCH: &str = "application/json-patch+json";
+/// Event reason when a change asked to go in place goes to the template.
+pub const IN_PLACE_FALLBACK: &str = "InPlaceFallback";
 
 /// Which namespaces the adapter looks at, and as whom it writes.
 #[derive(Clone, Debug, PartialEq)]
@@ -58,6 +67,9 @@ pub struct KubeOptions {
     pub field_manager: String,
     /// Longest wait for one API call before it counts as `Unavailable`.
     pub timeout: Duration,
+    /// How long an in-place resize may stay `Deferred` (the node has no
+    /// room yet) before the change goes to the pod template instead.
+    pub resize_deferred_timeout: Duration,
 }
 
 impl Default for KubeOptions {
@@ -67,6 +79,7 @@ impl Default for KubeOptions {
             exclude_namespaces: Vec::new(),
             field_manager: "tailor".into(),
             timeout: Duration::from_secs(30),
+            resize_deferred_timeout: Duration::from_secs(300),
         }
     }
 }
@@ -78,6 +91,8 @@ pub struct KubeCluster {
     options: KubeOptions,
     /// `reportingInstance` of events: this pod's name.
     instance: String,
+    /// The API server's `major.minor`, read once.
+    version: Arc<tokio::sync::OnceCell<(u32, u32)>>,
 }
 
 /// One API call, for error messages: `patch deployments.apps in namespace shop`.
@@ -141,6 +156,34 @@ fn url_path(workload: &WorkloadRef) -> Result<String, PortError> {
     })
 }
 
+/// The uid of the object's controlling owner.
+fn controller_uid(meta: &ObjectMeta) -> Option<String> {
+    meta.owner_references
+        .iter()
+        .flatten()
+        .find(|r| r.controller == Some(true))
+        .map(|r| r.uid.clone())
+}
+
+/// Why the kubelet will not make an in-place resize, if it will not: a pod
+/// whose resize is `Infeasible`, or `Deferred` for longer than `deferred_s`.
+pub fn resize_refused(pods: &[PodState], now: i64, deferred_s: i64) -> Option<String> {
+    pods.iter().find_map(|p| {
+        let pending = p.pending.as_ref()?;
+        match pending.reason.as_str() {
+            "Infeasible" => Some(format!(
+                "pod {}: the kubelet found the resize infeasible ({})",
+                p.name, pending.message
+            )),
+            "Deferred" if pending.since.is_some_and(|t| now - t > deferred_s) => Some(format!(
+                "pod {}: the resize was deferred for more than {deferred_s} s ({})",
+                p.name, pending.message
+            )),
+            _ => None,
+        }
+    })
+}
+
 impl KubeCluster {
     pub fn new(client: Client, options: KubeOptions) -> Self {
         let instance = std::env::var("HOSTNAME")
@@ -151,6 +194,7 @@ impl KubeCluster {
             client,
             options,
             instance,
+            version: Arc::default(),
         }
     }
 
@@ -280,8 +324,16 @@ impl KubeCluster {
         Ok(hpas.iter().filter_map(view::hpa_scaling).collect())
     }
 
-    /// The API server's `major.minor` (`/version`); a trailing `+` is ignored.
+    /// The API server's `major.minor` (`/version`, read once and kept); a
+    /// trailing `+` is ignored.
     pub async fn server_version(&self) -> Result<(u32, u32), PortError> {
+        self.version
+            .get_or_try_init(|| self.read_version())
+            .await
+            .copied()
+    }
+
+    async fn read_version(&self) -> Result<(u32, u32), PortError> {
         let call = Call {
             verb: "get",
             resource: "/version",
@@ -301,15 +353,599 @@ impl KubeCluster {
     }
 
     /// Puts back the values in the workload's `tailor.dev/last-known-good`
-    /// annotation (for `tailor revert`), with `test` ops like every patch.
-    /// Nothing is sent when the workload already has them.
+    /// annotation (for `tailor revert`), the way the agent changes it: in
+    /// place for a workload that opted in, else on the template; with
+    /// `test` ops like every patch. Nothing is sent when the workload
+    /// already has them.
     pub async fn revert_to_last_known_good(&self, workload: &WorkloadRef) -> Result<(), PortError> {
         let object = self.get_json(workload).await?;
+        let record = InPlaceRecord::of(&object).filter(InPlaceRecord::holds_pods);
+        let states = match &record {
+            Some(_) => self.pod_states(&self.pods_of(workload, &object).await?),
+            None => Vec::new(),
+        };
+        let current = |name: &str| {
+            let template = patch::template_value(&object, workload, name)?;
+            Ok(match &record {
+                Some(r) => {
+                    let in_place = |c: &str| r.pods_value(c);
+                    view::in_place_current(&[(name.to_string(), template)], &in_place, &states)[0].1
+                }
+                None => template,
+            })
+        };
         let change_id = format!("revert-{}", Timestamp::now().as_second());
-        match patch::last_known_good_patch(&object, workload, &change_id)? {
+        match patch::last_known_good_change(&object, workload, &change_id, current)? {
             None => Ok(()),
-            Some(ops) => self.json_patch(workload, &ops).await,
+            Some(change) => self.apply_to(&object, &change, KnownGood::Never).await,
         }
+    }
+
+    /// Applies `patch` to `object` (the workload as just read): in place
+    /// when the workload asks for it and Kubernetes allows it, else on the
+    /// template, saying why.
+    async fn apply_to(
+        &self,
+        object: &Value,
+        patch: &ResourcePatch,
+        known_good: KnownGood,
+    ) -> Result<(), PortError> {
+        let w = &patch.workload;
+        let asks = patch::annotation(object, annotations::APPLY).map(str::trim)
+            == Some(annotations::APPLY_IN_PLACE);
+        let record = InPlaceRecord::of(object);
+        let pods_hold_values = record.as_ref().is_some_and(InPlaceRecord::holds_pods);
+        let pods = if asks || pods_hold_values {
+            self.pods_of(w, object).await?
+        } else {
+            Vec::new()
+        };
+        let version = if asks {
+            self.server_version().await?
+        } else {
+            (0, 0)
+        };
+        match patch::route(object, w.kind, version, &pods, patch) {
+            Route::InPlace { template_too } => {
+                self.resize_in_place(
+                    object,
+                    record.as_ref(),
+                    &pods,
+                    patch,
+                    template_too,
+                    known_good,
+                )
+                .await
+            }
+            Route::Template { fallback } => {
+                if let Some(why) = fallback {
+                    self.fell_back(w, &patch.change_id, &why).await;
+                }
+                let plan = if pods_hold_values {
+                    self.check_pods(object, record.as_ref(), &pods, patch)?;
+                    let containers = patch::template_containers(object, w, patch)?;
+                    let changes = patch::template_changes(patch, &containers);
+                    let ours = patch::annotation(object, annotations::CHANGE_ID)
+                        == Some(patch.change_id.as_str());
+                    let mut notes = vec![(annotations::CHANGE_ID, Some(patch.change_id.clone()))];
+                    if known_good.record(ours) {
+                        notes.push((
+                            annotations::LAST_KNOWN_GOOD,
+                            Some(patch::known_good_text(patch)?),
+                        ));
+                    }
+                    notes.push((annotations::IN_PLACE, None));
+                    PatchPlan::Patch(patch::workload_ops(object, w, &changes, &notes)?)
+                } else {
+                    patch::template_patch(object, patch, known_good)?
+                };
+                match plan {
+                    PatchPlan::AlreadyApplied => Ok(()),
+                    PatchPlan::Patch(ops) => self.json_patch(w, &ops).await,
+                }
+            }
+        }
+    }
+
+    /// Checks the running pods hold what `patch` was planned from (the
+    /// workload's current values read from its pods as discovery reads
+    /// them), and that each pod holds values tailor knows: the change's
+    /// before or after, the template's (a pod its controller recreated), or
+    /// the in-place record's. Anything else is someone else's resize: a
+    /// `Conflict`. `Ok(true)`: every pod already has the change.
+    fn check_pods(
+        &self,
+        object: &Value,
+        record: Option<&InPlaceRecord>,
+        pods: &[Value],
+        patch: &ResourcePatch,
+    ) -> Result<bool, PortError> {
+        let w = &patch.workload;
+        let states = self.pod_states(pods);
+        let mut template = Vec::new();
+        for c in &patch.containers {
+            template.push((
+                c.container.clone(),
+                patch::template_value(object, w, &c.container)?,
+            ));
+        }
+        let in_place = |c: &str| record.and_then(|r| r.pods_value(c));
+        let current = view::in_place_current(&template, &in_place, &states);
+        let ours =
+            patch::annotation(object, annotations::CHANGE_ID) == Some(patch.change_id.as_str());
+        let everywhere = |values: &dyn Fn(&ContainerPatch) -> Resources| {
+            states.iter().all(|p| {
+                patch.containers.iter().all(|c| {
+                    p.desired
+                        .iter()
+                        .any(|(n, r)| *n == c.container && *r == values(c))
+                })
+            })
+        };
+        if ours && everywhere(&|c| c.set) {
+            return Ok(true);
+        }
+        for (c, (_, held)) in patch.containers.iter().zip(&current) {
+            if *held != c.expect && !(ours && *held == c.set) {
+                return Err(patch::stale(w, &c.container, held, &c.expect));
+            }
+        }
+        for p in &states {
+            for (c, (_, template_value)) in patch.containers.iter().zip(&template) {
+                let Some((_, held)) = p.desired.iter().find(|(n, _)| *n == c.container) else {
+                    continue;
+                };
+                let known = [
+                    Some(c.expect),
+                    Some(c.set),
+                    Some(*template_value),
+                    in_place(&c.container),
+                ];
+                if !known.contains(&Some(*held)) {
+                    return Err(PortError::Conflict(format!(
+                        "{w}: pod {} container {} holds values neither the change, the template                          nor tailor's in-place record has: someone else resized it",
+                        p.name, c.container
+                    )));
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    /// Resizes every pod of the workload to `patch`'s values: first the
+    /// workload's annotations (change id, last known good, the in-place
+    /// record, and with `template_too` the template), pinned like every
+    /// patch; then `pods/{name}/resize` on each pod not there yet.
+    async fn resize_in_place(
+        &self,
+        object: &Value,
+        record: Option<&InPlaceRecord>,
+        pods: &[Value],
+        patch: &ResourcePatch,
+        template_too: bool,
+        known_good: KnownGood,
+    ) -> Result<(), PortError> {
+        let w = &patch.workload;
+        if self.check_pods(object, record, pods, patch)? {
+            return Ok(());
+        }
+        let containers = patch::template_containers(object, w, patch)?;
+        let mut next = InPlaceRecord {
+            change_id: patch.change_id.clone(),
+            containers: record
+                .filter(|r| r.holds_pods() && !template_too)
+                .map(|r| r.containers.clone())
+                .unwrap_or_default(),
+            template: template_too,
+            fallback: None,
+        };
+        for (c, (_, template_value)) in patch.containers.iter().zip(&containers) {
+            if template_too || c.set != *template_value {
+                next.containers
+                    .insert(c.container.clone(), ResourceValues::from(c.set));
+            } else {
+                next.containers.remove(&c.container);
+            }
+        }
+        let changes = if template_too {
+            patch::template_changes(patch, &containers)
+        } else {
+            Vec::new()
+        };
+        let ours =
+            patch::annotation(object, annotations::CHANGE_ID) == Some(patch.change_id.as_str());
+        let mut notes = vec![(annotations::CHANGE_ID, Some(patch.change_id.clone()))];
+        if known_good.record(ours) {
+            notes.push((
+                annotations::LAST_KNOWN_GOOD,
+                Some(patch::known_good_text(patch)?),
+            ));
+        }
+        notes.push((annotations::IN_PLACE, Some(next.to_json()?)));
+        let ops = patch::workload_ops(object, w, &changes, &notes)?;
+        self.json_patch(w, &ops).await?;
+        for pod in pods {
+            let changes = patch::pod_changes(pod, patch)?;
+            if changes.is_empty() {
+                continue;
+            }
+            let name = pod
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            match self
+                .resize_pod(&w.namespace, name, &patch::resize_ops(pod, &changes))
+                .await
+            {
+                // Gone meanwhile: its replacement starts from the template.
+                Err(PortError::NotFound(e)) => {
+                    tracing::debug!(pod = name, error = %e, "pod gone before its resize")
+                }
+                other => other?,
+            }
+        }
+        tracing::info!(workload = %w, change_id = %patch.change_id, pods = pods.len(), template = template_too, "resized in place");
+        Ok(())
+    }
+
+    /// A workload whose pods tailor resized in place: its current values
+    /// come from the running pods, and it is rolling out while a resize is
+    /// pending or in progress on any of them.
+    async fn read_pods_into(
+        &self,
+        view: &mut WorkloadView,
+        meta: &ObjectMeta,
+        selector: Option<&LabelSelector>,
+    ) -> Result<(), PortError> {
+        let Some(record) = InPlaceRecord::from_annotations(meta.annotations.as_ref())
+            .filter(|r| r.fallback.is_none())
+        else {
+            return Ok(());
+        };
+        let uid = meta.uid.as_deref().unwrap_or("");
+        let pods = self
+            .owned_pods(
+                &view.workload,
+                uid,
+                selector.unwrap_or(&LabelSelector::default()),
+            )
+            .await?;
+        let states = self.pod_states(&pods);
+        if record.holds_pods() {
+            let in_place = |c: &str| record.pods_value(c);
+            view.containers = view::in_place_current(&view.containers, &in_place, &states);
+        }
+        if !states.iter().all(PodState::settled) {
+            view.rolling_out = true;
+        }
+        Ok(())
+    }
+
+    /// Logs and records (an Event on the workload) why a change asked to
+    /// go in place goes to the template.
+    async fn fell_back(&self, workload: &WorkloadRef, change_id: &str, why: &str) {
+        tracing::warn!(workload = %workload, change_id, reason = why, "in-place resize not possible; patching the pod template");
+        let note = format!("in-place resize not possible, patching the pod template: {why}");
+        let event = event_object(
+            workload,
+            EventText {
+                reason: IN_PLACE_FALLBACK,
+                type_: "Warning",
+                action: "Patch",
+                note: &note,
+                change_id: Some(change_id),
+            },
+            &self.instance,
+            Timestamp::now(),
+        );
+        if let Err(e) = self.create_event(workload, &event).await {
+            tracing::warn!(workload = %workload, error = %e, "could not record the fallback event");
+        }
+    }
+
+    /// The running pods of a workload: those its controller owns (through
+    /// the ReplicaSets a Deployment owns), not being deleted, not finished,
+    /// as JSON exactly as the server holds them.
+    async fn pods_of(
+        &self,
+        workload: &WorkloadRef,
+        object: &Value,
+    ) -> Result<Vec<Value>, PortError> {
+        let uid = object
+            .pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let selector: LabelSelector = object
+            .pointer("/spec/selector")
+            .cloned()
+            .and_then(|s| serde_json::from_value(s).ok())
+            .unwrap_or_default();
+        self.owned_pods(workload, uid, &selector).await
+    }
+
+    async fn owned_pods(
+        &self,
+        workload: &WorkloadRef,
+        uid: &str,
+        selector: &LabelSelector,
+    ) -> Result<Vec<Value>, PortError> {
+        let uid = uid.to_string();
+        let labels = view::selector_text(selector);
+        let ns = workload.namespace.as_str();
+        let mut owners = HashSet::from([uid.clone()]);
+        if workload.kind == WorkloadKind::Deployment {
+            let api = Api::<ReplicaSet>::namespaced(self.client.clone(), ns);
+            let call = Call {
+                verb: "list",
+                resource: "replicasets.apps",
+                namespace: Some(ns),
+            };
+            let sets = self
+                .call(call, api.list(&ListParams::default().labels(&labels)))
+                .await?;
+            owners = sets
+                .items
+                .iter()
+                .filter(|rs| controller_uid(&rs.metadata).as_deref() == Some(uid.as_str()))
+                .filter_map(|rs| rs.metadata.uid.clone())
+                .collect();
+        }
+        let call = Call {
+            verb: "list",
+            resource: "pods",
+            namespace: Some(ns),
+        };
+        let mut pods = Vec::new();
+        let mut params = ListParams::default().labels(&labels).limit(PAGE);
+        loop {
+            let request = Request::new(Pod::url_path(&(), Some(ns)))
+                .list(&params)
+                .map_err(|e| port_error(kube::Error::BuildRequest(e), call))?;
+            let page: Value = self
+                .call(call, self.client.request::<Value>(request))
+                .await?;
+            pods.extend(
+                page.get("items")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default(),
+            );
+            match page.pointer("/metadata/continue").and_then(Value::as_str) {
+                Some(token) if !token.is_empty() => params = params.continue_token(token),
+                _ => break,
+            }
+        }
+        pods.retain(|p| {
+            let owner = p
+                .pointer("/metadata/ownerReferences")
+                .and_then(Value::as_array)
+                .and_then(|refs| refs.iter().find(|r| r["controller"] == true))
+                .and_then(|r| r.get("uid"))
+                .and_then(Value::as_str);
+            let phase = p.pointer("/status/phase").and_then(Value::as_str);
+            owner.is_some_and(|o| owners.contains(o))
+                && p.pointer("/metadata/deletionTimestamp").is_none()
+                && !matches!(phase, Some("Succeeded" | "Failed"))
+        });
+        Ok(pods)
+    }
+
+    /// Each pod's resize state; a pod that does not read is left out, with
+    /// a warning.
+    fn pod_states(&self, pods: &[Value]) -> Vec<PodState> {
+        pods.iter()
+            .filter_map(|p| {
+                let state = serde_json::from_value::<Pod>(p.clone())
+                    .map_err(|e| e.to_string())
+                    .and_then(|pod| view::pod_state(&pod).map_err(|e| e.to_string()));
+                match state {
+                    Ok(state) => Some(state),
+                    Err(e) => {
+                        let name = p.pointer("/metadata/name").and_then(Value::as_str);
+                        tracing::warn!(pod = name.unwrap_or(""), error = %e, "skipping a pod that does not read");
+                        None
+                    }
+                }
+            })
+            .collect()
+    }
+
+    async fn resize_pod(
+        &self,
+        namespace: &str,
+        name: &str,
+        ops: &[PatchOp],
+    ) -> Result<(), PortError> {
+        let call = Call {
+            verb: "patch",
+            resource: "pods/resize",
+            namespace: Some(namespace),
+        };
+        let url = Pod::url_path(&(), Some(namespace));
+        self.send_json_patch(call, url, name, Some("resize"), ops)
+            .await
+    }
+
+    /// The template-based rollout of a workload read as JSON.
+    fn template_rollout(
+        workload: &WorkloadRef,
+        object: &Value,
+    ) -> Result<RolloutStatus, PortError> {
+        let unreadable = |e: serde_json::Error| {
+            PortError::Conflict(format!(
+                "{workload} does not read as a {}: {e}",
+                workload.kind
+            ))
+        };
+        Ok(match workload.kind {
+            WorkloadKind::Deployment => view::deployment_rollout(
+                &serde_json::from_value(object.clone()).map_err(unreadable)?,
+            ),
+            WorkloadKind::StatefulSet => view::statefulset_rollout(
+                &serde_json::from_value(object.clone()).map_err(unreadable)?,
+            ),
+            WorkloadKind::DaemonSet => view::daemonset_rollout(
+                &serde_json::from_value(object.clone()).map_err(unreadable)?,
+            ),
+            other => return Err(unsupported(other)),
+        })
+    }
+
+    /// The rollout of a change resized in place: pods that run with the
+    /// values (or a resize the kubelet will not make: the change goes to
+    /// the template, or fails when the template already has it).
+    async fn in_place_rollout(
+        &self,
+        workload: &WorkloadRef,
+        object: &Value,
+        record: &InPlaceRecord,
+    ) -> Result<RolloutStatus, PortError> {
+        let base = Self::template_rollout(workload, object)?;
+        let mut pods = self.pods_of(workload, object).await?;
+        if record.holds_pods()
+            && self
+                .resize_recreated(workload, object, record, &pods)
+                .await?
+        {
+            pods = self.pods_of(workload, object).await?;
+        }
+        let states = self.pod_states(&pods);
+        let now = Timestamp::now().as_second();
+        let deferred_s =
+            i64::try_from(self.options.resize_deferred_timeout.as_secs()).unwrap_or(i64::MAX);
+        if let Some(why) = resize_refused(&states, now, deferred_s) {
+            if record.template {
+                self.fell_back(
+                    workload,
+                    &record.change_id,
+                    &format!("{why}; the template already has the values, so the change fails"),
+                )
+                .await;
+                return Ok(RolloutStatus {
+                    failed: true,
+                    ..base
+                });
+            }
+            self.fall_back(workload, object, record, &why).await?;
+            let object = self.get_json(workload).await?;
+            return Self::template_rollout(workload, &object);
+        }
+        let mut target = Vec::new();
+        for (name, _) in states
+            .first()
+            .map(|s| s.desired.clone())
+            .unwrap_or_default()
+        {
+            let template = patch::template_value(object, workload, &name)?;
+            target.push((name.clone(), record.pods_value(&name).unwrap_or(template)));
+        }
+        Ok(RolloutStatus {
+            updated: view::pods_at(&target, &states),
+            failed: false,
+            ..base
+        })
+    }
+
+    /// Pods the controller (re)created from the template while the
+    /// workload's values live in the in-place record (a pod evicted, a
+    /// scale-up): resized to the record's values too, pinned like every
+    /// resize. A pod holding anything else is left alone. `Ok(true)`: some
+    /// pod was resized.
+    async fn resize_recreated(
+        &self,
+        workload: &WorkloadRef,
+        object: &Value,
+        record: &InPlaceRecord,
+        pods: &[Value],
+    ) -> Result<bool, PortError> {
+        let mut change = ResourcePatch {
+            workload: workload.clone(),
+            change_id: record.change_id.clone(),
+            containers: Vec::new(),
+        };
+        for (name, values) in &record.containers {
+            change.containers.push(ContainerPatch {
+                container: name.clone(),
+                expect: patch::template_value(object, workload, name)?,
+                set: Resources::from(values.clone()),
+            });
+        }
+        let mut resized = false;
+        for pod in pods {
+            let changes = patch::pod_changes(pod, &change)?;
+            let from_template = changes.iter().all(|c| {
+                change
+                    .containers
+                    .iter()
+                    .any(|t| t.container == c.patch.container && t.expect == c.patch.expect)
+            });
+            if changes.is_empty() || !from_template || patch::resize_blocker(pod, &change).is_some()
+            {
+                continue;
+            }
+            let name = pod
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            tracing::info!(workload = %workload, pod = name, change_id = %record.change_id, "resizing a pod its controller created from the template");
+            match self
+                .resize_pod(&workload.namespace, name, &patch::resize_ops(pod, &changes))
+                .await
+            {
+                Err(PortError::NotFound(_)) => {}
+                other => other?,
+            }
+            resized = true;
+        }
+        Ok(resized)
+    }
+
+    /// Moves an in-place change the kubelet will not make to the template:
+    /// a JSON Patch setting the in-place values there (pinned like every
+    /// patch), the record marked with why; the controller then rolls pods.
+    async fn fall_back(
+        &self,
+        workload: &WorkloadRef,
+        object: &Value,
+        record: &InPlaceRecord,
+        why: &str,
+    ) -> Result<(), PortError> {
+        let mut change = ResourcePatch {
+            workload: workload.clone(),
+            change_id: record.change_id.clone(),
+            containers: Vec::new(),
+        };
+        for (name, values) in &record.containers {
+            change.containers.push(ContainerPatch {
+                container: name.clone(),
+                expect: patch::template_value(object, workload, name)?,
+                set: Resources::from(values.clone()),
+            });
+        }
+        let containers = patch::template_containers(object, workload, &change)?;
+        let changes = patch::template_changes(&change, &containers);
+        let marked = InPlaceRecord {
+            template: true,
+            fallback: Some(why.to_string()),
+            ..record.clone()
+        };
+        let notes = [(annotations::IN_PLACE, Some(marked.to_json()?))];
+        let ops = patch::workload_ops(object, workload, &changes, &notes)?;
+        self.json_patch(workload, &ops).await?;
+        self.fell_back(workload, &record.change_id, why).await;
+        Ok(())
+    }
+
+    async fn create_event(&self, workload: &WorkloadRef, event: &Event) -> Result<(), PortError> {
+        let api = Api::<Event>::namespaced(self.client.clone(), &workload.namespace);
+        let call = Call {
+            verb: "create",
+            resource: "events.events.k8s.io",
+            namespace: Some(&workload.namespace),
+        };
+        self.call(call, api.create(&PostParams::default(), event))
+            .await
+            .map(drop)
     }
 
     /// The workload exactly as the server holds it.
@@ -331,15 +967,33 @@ impl KubeCluster {
             resource: resource_name(workload.kind)?,
             namespace: Some(&workload.namespace),
         };
+        self.send_json_patch(call, url_path(workload)?, &workload.name, None, ops)
+            .await
+    }
+
+    /// PATCHes `ops` as `application/json-patch+json` to `name` (or its
+    /// `subresource`) under `url`.
+    async fn send_json_patch(
+        &self,
+        call: Call<'_>,
+        url: String,
+        name: &str,
+        subresource: Option<&str>,
+        ops: &[PatchOp],
+    ) -> Result<(), PortError> {
         let params = PatchParams {
             field_manager: Some(self.options.field_manager.clone()),
             ..PatchParams::default()
         };
         // kube's `Patch::Json` needs its `jsonpatch` feature; the body is the
         // same JSON either way, so only the content type is swapped.
-        let mut request = Request::new(url_path(workload)?)
-            .patch(&workload.name, &params, &Patch::Merge(ops))
-            .map_err(|e| port_error(kube::Error::BuildRequest(e), call))?;
+        let body = Patch::Merge(ops);
+        let request = Request::new(url);
+        let built = match subresource {
+            Some(sub) => request.patch_subresource(sub, name, &params, &body),
+            None => request.patch(name, &params, &body),
+        };
+        let mut request = built.map_err(|e| port_error(kube::Error::BuildRequest(e), call))?;
         request.headers_mut().insert(
             "content-type",
             JSON_PATCH.parse().expect("a constant, valid header value"),
@@ -440,13 +1094,33 @@ fn truncate(text: &str, max: usize) -> &str {
     &text[..end]
 }
 
-/// The `events.k8s.io/v1` Event for `event`, named like client-go's
+/// What an Event says, apart from where and when.
+struct EventText<'a> {
+    reason: &'a str,
+    type_: &'a str,
+    action: &'a str,
+    note: &'a str,
+    change_id: Option<&'a str>,
+}
+
+/// The `events.k8s.io/v1` Event for `event`.
+fn agent_event_object(event: &AgentEvent, instance: &str, now: Timestamp) -> Event {
+    let text = EventText {
+        reason: reason(event.kind),
+        type_: event_type(event.kind),
+        action: action(event.kind),
+        note: &event.message,
+        change_id: event.change_id.as_deref(),
+    };
+    event_object(&event.workload, text, instance, now)
+}
+
+/// An `events.k8s.io/v1` Event on a workload, named like client-go's
 /// recorder (`<workload>.<nanoseconds in hex>`).
-fn event_object(event: &AgentEvent, instance: &str, now: Timestamp) -> Event {
-    let w = &event.workload;
+fn event_object(w: &WorkloadRef, text: EventText<'_>, instance: &str, now: Timestamp) -> Event {
     let at = Timestamp::from_microsecond(now.as_microsecond()).unwrap_or(now);
-    let mut note = truncate(&event.message, NOTE_MAX_BYTES).to_string();
-    if let Some(id) = &event.change_id {
+    let mut note = truncate(text.note, NOTE_MAX_BYTES).to_string();
+    if let Some(id) = text.change_id {
         let suffix = format!(" (change {id})");
         if note.len() + suffix.len() <= NOTE_MAX_BYTES {
             note.push_str(&suffix);
@@ -460,10 +1134,10 @@ fn event_object(event: &AgentEvent, instance: &str, now: Timestamp) -> Event {
             ..ObjectMeta::default()
         },
         event_time: Some(MicroTime(at)),
-        action: Some(action(event.kind).into()),
-        reason: Some(reason(event.kind).into()),
+        action: Some(text.action.into()),
+        reason: Some(text.reason.into()),
         note: Some(note),
-        type_: Some(event_type(event.kind).into()),
+        type_: Some(text.type_.into()),
         regarding: Some(ObjectReference {
             api_version: Some("apps/v1".into()),
             kind: Some(w.kind.as_str().into()),
@@ -506,69 +1180,59 @@ impl Cluster for KubeCluster {
                 meta.name.as_deref().unwrap_or("")
             )
         };
-        let mut views = Vec::new();
+        // (view, metadata, selector) of every workload that reads.
+        let mut read = Vec::new();
         for d in self.list::<Deployment>("deployments.apps").await? {
             let kind = WorkloadKind::Deployment;
             let ctx = context(kind, &d.metadata);
-            views.extend(keep(
-                &label(kind, &d.metadata),
-                view::deployment_view(&d, &ctx),
-            ));
+            if let Some(v) = keep(&label(kind, &d.metadata), view::deployment_view(&d, &ctx)) {
+                let selector = d.spec.map(|s| s.selector);
+                read.push((v, d.metadata, selector));
+            }
         }
         for s in self.list::<StatefulSet>("statefulsets.apps").await? {
             let kind = WorkloadKind::StatefulSet;
             let ctx = context(kind, &s.metadata);
-            views.extend(keep(
-                &label(kind, &s.metadata),
-                view::statefulset_view(&s, &ctx),
-            ));
+            if let Some(v) = keep(&label(kind, &s.metadata), view::statefulset_view(&s, &ctx)) {
+                let selector = s.spec.map(|s| s.selector);
+                read.push((v, s.metadata, selector));
+            }
         }
         for d in self.list::<DaemonSet>("daemonsets.apps").await? {
             let kind = WorkloadKind::DaemonSet;
             let ctx = context(kind, &d.metadata);
-            views.extend(keep(
-                &label(kind, &d.metadata),
-                view::daemonset_view(&d, &ctx),
-            ));
+            if let Some(v) = keep(&label(kind, &d.metadata), view::daemonset_view(&d, &ctx)) {
+                let selector = d.spec.map(|s| s.selector);
+                read.push((v, d.metadata, selector));
+            }
+        }
+        let mut views = Vec::new();
+        for (mut v, meta, selector) in read {
+            match self.read_pods_into(&mut v, &meta, selector.as_ref()).await {
+                Ok(()) => views.push(v),
+                Err(e) => {
+                    tracing::warn!(workload = %v.workload, error = %e, "skipping workload: its pods, which hold its current values, cannot be read")
+                }
+            }
         }
         Ok(views)
     }
 
     async fn apply(&self, patch: &ResourcePatch) -> Result<(), PortError> {
         let object = self.get_json(&patch.workload).await?;
-        match patch::resource_patch(&object, patch)? {
-            PatchPlan::AlreadyApplied => Ok(()),
-            PatchPlan::Patch(ops) => self.json_patch(&patch.workload, &ops).await,
-        }
+        self.apply_to(&object, patch, KnownGood::UnlessOurs).await
     }
 
     async fn rollout_status(&self, workload: &WorkloadRef) -> Result<RolloutStatus, PortError> {
-        let call = Call {
-            verb: "get",
-            resource: resource_name(workload.kind)?,
-            namespace: Some(&workload.namespace),
-        };
-        let ns = &workload.namespace;
-        let name = &workload.name;
-        match workload.kind {
-            WorkloadKind::Deployment => {
-                let api = Api::<Deployment>::namespaced(self.client.clone(), ns);
-                Ok(view::deployment_rollout(
-                    &self.call(call, api.get(name)).await?,
-                ))
+        let object = self.get_json(workload).await?;
+        let change_id = patch::annotation(&object, annotations::CHANGE_ID);
+        match InPlaceRecord::of(&object) {
+            Some(record)
+                if Some(record.change_id.as_str()) == change_id && record.fallback.is_none() =>
+            {
+                self.in_place_rollout(workload, &object, &record).await
             }
-            WorkloadKind::StatefulSet => {
-                let api = Api::<StatefulSet>::namespaced(self.client.clone(), ns);
-                Ok(view::statefulset_rollout(
-                    &self.call(call, api.get(name)).await?,
-                ))
-            }
-            _ => {
-                let api = Api::<DaemonSet>::namespaced(self.client.clone(), ns);
-                Ok(view::daemonset_rollout(
-                    &self.call(call, api.get(name)).await?,
-                ))
-            }
+            _ => Self::template_rollout(workload, &object),
         }
     }
 
@@ -606,16 +1270,8 @@ impl Cluster for KubeCluster {
     }
 
     async fn record_event(&self, event: &AgentEvent) -> Result<(), PortError> {
-        let object = event_object(event, &self.instance, Timestamp::now());
-        let api = Api::<Event>::namespaced(self.client.clone(), &event.workload.namespace);
-        let call = Call {
-            verb: "create",
-            resource: "events.events.k8s.io",
-            namespace: Some(&event.workload.namespace),
-        };
-        self.call(call, api.create(&PostParams::default(), &object))
-            .await
-            .map(drop)
+        let object = agent_event_object(event, &self.instance, Timestamp::now());
+        self.create_event(&event.workload, &object).await
     }
 }
 
@@ -987,5 +1643,28 @@ mod tests {
             body[3],
             json!({"op": "replace", "path": "/spec/template/spec/containers/0/resources/requests/cpu", "value": "500m"})
         );
+    }
+
+    #[test]
+    fn the_kubelet_refusing_a_resize_is_read_from_its_condition() {
+        let pending = |reason: &str, since: i64| PodState {
+            name: "web-1".into(),
+            pending: Some(view::ResizePending {
+                reason: reason.into(),
+                message: "no room".into(),
+                since: Some(since),
+            }),
+            ..PodState::default()
+        };
+        assert_eq!(
+            resize_refused(&[pending("Infeasible", 100)], 100, 300),
+            Some("pod web-1: the kubelet found the resize infeasible (no room)".into())
+        );
+        assert_eq!(resize_refused(&[pending("Deferred", 100)], 400, 300), None);
+        assert_eq!(
+            resize_refused(&[pending("Deferred", 100)], 401, 300),
+            Some("pod web-1: the resize was deferred for more than 300 s (no room)".into())
+        );
+        assert_eq!(resize_refused(&[PodState::default()], 0, 300), None);
     }
 }

@@ -24,6 +24,13 @@ pub mod annotations {
     pub const LAST_KNOWN_GOOD: &str = "tailor.dev/last-known-good";
     /// Written by tailor: the id of the change that set the current values.
     pub const CHANGE_ID: &str = "tailor.dev/change-id";
+    /// Written by tailor on a workload whose pods it resized in place: JSON
+    /// [`crate::cluster::patch::InPlaceRecord`] (the values the running
+    /// pods should have, whether the template has them too, and why a
+    /// change went to the template after all).
+    pub const IN_PLACE: &str = "tailor.dev/in-place";
+    /// The value of [`APPLY`] that asks for in-place resizes.
+    pub const APPLY_IN_PLACE: &str = "in-place";
     /// On a Recommendation: the fingerprint of the change a human approved.
     pub const APPROVED: &str = "tailor.dev/approved";
 }

@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::{HorizontalPodAutoscaler, MetricTarget};
-use k8s_openapi::api::core::v1::{PodTemplateSpec, ResourceRequirements};
+use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec, ResourceRequirements};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
 use super::{annotations, gitops};
 use crate::domain::{Resources, WorkloadKind, WorkloadRef};
@@ -342,6 +342,155 @@ pub fn hpa_scaling(hpa: &HorizontalPodAutoscaler) -> Option<(WorkloadRef, HpaSca
         scaling.cpu_utilization = true;
     }
     Some((workload, scaling))
+}
+
+/// A pod of an in-place-managed workload, as far as a resize is concerned.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PodState {
+    pub name: String,
+    /// `spec.containers[].resources`: what the pod asks for.
+    pub desired: Vec<(String, Resources)>,
+    /// `status.containerStatuses[].resources`: what it runs with (the
+    /// desired values when the kubelet has not reported any).
+    pub actual: Vec<(String, Resources)>,
+    /// `PodResizePending`: reason (`Deferred`, `Infeasible`), message, and
+    /// since when (unix seconds).
+    pub pending: Option<ResizePending>,
+    /// `PodResizeInProgress` is set.
+    pub in_progress: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResizePending {
+    pub reason: String,
+    pub message: String,
+    pub since: Option<i64>,
+}
+
+impl PodState {
+    /// Running with what it asks for, no resize pending or in progress.
+    pub fn settled(&self) -> bool {
+        self.pending.is_none() && !self.in_progress && self.desired == self.actual
+    }
+
+    fn desired(&self, container: &str) -> Option<Resources> {
+        self.desired
+            .iter()
+            .find(|(n, _)| n == container)
+            .map(|(_, r)| *r)
+    }
+}
+
+/// A pod's resize state; a quantity that does not parse is an error, as for
+/// workloads.
+pub fn pod_state(pod: &Pod) -> Result<PodState, ViewError> {
+    let desired = pod
+        .spec
+        .as_ref()
+        .map(|s| {
+            s.containers
+                .iter()
+                .map(|c| Ok((c.name.clone(), resources(&c.name, c.resources.as_ref())?)))
+                .collect::<Result<Vec<_>, ViewError>>()
+        })
+        .transpose()?
+        .unwrap_or_default();
+    let status = pod.status.as_ref();
+    let statuses = status.and_then(|s| s.container_statuses.as_ref());
+    let actual = desired
+        .iter()
+        .map(|(name, wanted)| {
+            let reported = statuses
+                .and_then(|ss| ss.iter().find(|s| &s.name == name))
+                .and_then(|s| s.resources.as_ref());
+            match reported {
+                Some(r) => Ok((name.clone(), resources(name, Some(r))?)),
+                None => Ok((name.clone(), *wanted)),
+            }
+        })
+        .collect::<Result<Vec<_>, ViewError>>()?;
+    let conditions = status.and_then(|s| s.conditions.as_deref()).unwrap_or(&[]);
+    let pending = conditions
+        .iter()
+        .find(|c| c.type_ == "PodResizePending" && c.status == "True")
+        .map(|c| ResizePending {
+            reason: c.reason.clone().unwrap_or_default(),
+            message: c.message.clone().unwrap_or_default(),
+            since: c.last_transition_time.as_ref().map(|t| t.0.as_second()),
+        });
+    let in_progress = conditions
+        .iter()
+        .any(|c| c.type_ == "PodResizeInProgress" && c.status == "True");
+    Ok(PodState {
+        name: pod.metadata.name.clone().unwrap_or_default(),
+        desired,
+        actual,
+        pending,
+        in_progress,
+    })
+}
+
+/// The current values of an in-place-managed workload, read from its
+/// running pods: per container, the values tailor resized the pods to
+/// (`in_place`) when some pod has them, else the values every pod shares,
+/// else (pods disagree for another reason) the highest of each value, and
+/// with no pod at all, `in_place` or the template.
+pub fn in_place_current(
+    template: &[(String, Resources)],
+    in_place: &dyn Fn(&str) -> Option<Resources>,
+    pods: &[PodState],
+) -> Vec<(String, Resources)> {
+    template
+        .iter()
+        .map(|(name, template_value)| {
+            let values: Vec<Resources> = pods.iter().filter_map(|p| p.desired(name)).collect();
+            let recorded = in_place(name);
+            let current = match recorded {
+                Some(r) if values.contains(&r) => r,
+                _ if values.is_empty() => recorded.unwrap_or(*template_value),
+                _ if values.iter().all(|v| *v == values[0]) => values[0],
+                _ => values.iter().fold(Resources::default(), |a, b| Resources {
+                    cpu_request: a.cpu_request.max(b.cpu_request),
+                    cpu_limit: a.cpu_limit.max(b.cpu_limit),
+                    memory_request: a.memory_request.max(b.memory_request),
+                    memory_limit: a.memory_limit.max(b.memory_limit),
+                }),
+            };
+            (name.clone(), current)
+        })
+        .collect()
+}
+
+/// Pods that ask for and run with `target` for every container it names,
+/// with no resize pending or in progress.
+pub fn pods_at(target: &[(String, Resources)], pods: &[PodState]) -> u32 {
+    let at = |p: &&PodState| {
+        p.settled()
+            && target
+                .iter()
+                .all(|(name, value)| p.desired(name).is_none_or(|d| d == *value))
+    };
+    u32::try_from(pods.iter().filter(at).count()).unwrap_or(u32::MAX)
+}
+
+/// A label selector as the `labelSelector` query parameter writes it.
+pub fn selector_text(selector: &LabelSelector) -> String {
+    let mut parts: Vec<String> = selector
+        .match_labels
+        .iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    for e in selector.match_expressions.iter().flatten() {
+        let values = e.values.clone().unwrap_or_default().join(",");
+        parts.push(match e.operator.as_str() {
+            "In" => format!("{} in ({values})", e.key),
+            "NotIn" => format!("{} notin ({values})", e.key),
+            "DoesNotExist" => format!("!{}", e.key),
+            _ => e.key.clone(),
+        });
+    }
+    parts.join(",")
 }
 
 #[cfg(test)]
@@ -814,5 +963,103 @@ mod tests {
                 );
             }
         }
+    }
+
+    fn pod_with(
+        name: &str,
+        spec_cpu: &str,
+        status_cpu: Option<&str>,
+        pending: Option<&str>,
+    ) -> Pod {
+        let mut status = serde_json::json!({"containerStatuses": [{"name": "app", "image": "", "imageID": "",
+            "ready": true, "restartCount": 0}]});
+        if let Some(cpu) = status_cpu {
+            status["containerStatuses"][0]["resources"] =
+                serde_json::json!({"requests": {"cpu": cpu}});
+        }
+        if let Some(reason) = pending {
+            status["conditions"] = serde_json::json!([{"type": "PodResizePending", "status": "True",
+                "reason": reason, "message": "no room", "lastTransitionTime": "2025-06-01T00:00:00Z"}]);
+        }
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name},
+            "spec": {"containers": [{"name": "app", "resources": {"requests": {"cpu": spec_cpu}}}]},
+            "status": status,
+        }))
+        .expect("pod")
+    }
+
+    fn cpu(m: u64) -> Resources {
+        Resources {
+            cpu_request: Some(MilliCores(m)),
+            ..Resources::default()
+        }
+    }
+
+    #[test]
+    fn pods_tell_current_values_and_progress() {
+        let settled = pod_state(&pod_with("a", "250m", Some("250m"), None)).expect("reads");
+        assert!(settled.settled());
+        let resizing = pod_state(&pod_with("b", "250m", Some("500m"), None)).expect("reads");
+        assert!(!resizing.settled());
+        let pending =
+            pod_state(&pod_with("c", "9", Some("500m"), Some("Infeasible"))).expect("reads");
+        assert_eq!(
+            pending.pending,
+            Some(ResizePending {
+                reason: "Infeasible".into(),
+                message: "no room".into(),
+                since: Some(1_748_736_000),
+            })
+        );
+        let unreported = pod_state(&pod_with("d", "250m", None, None)).expect("reads");
+        assert_eq!(unreported.actual, unreported.desired);
+
+        let template = [("app".to_string(), cpu(500))];
+        let recorded = |_: &str| Some(cpu(250));
+        let none = |_: &str| None;
+        // Tailor's values where some pod has them (a pod its controller
+        // recreated from the template does not hide them).
+        let recreated = pod_state(&pod_with("e", "500m", Some("500m"), None)).expect("reads");
+        let both = [settled.clone(), recreated.clone()];
+        assert_eq!(
+            in_place_current(&template, &recorded, &both),
+            vec![("app".into(), cpu(250))]
+        );
+        // The record is stale when no pod has its values.
+        assert_eq!(
+            in_place_current(&template, &recorded, std::slice::from_ref(&recreated)),
+            vec![("app".into(), cpu(500))]
+        );
+        // Pods that disagree otherwise: the highest values.
+        assert_eq!(
+            in_place_current(&template, &none, &both),
+            vec![("app".into(), cpu(500))]
+        );
+        assert_eq!(
+            in_place_current(&template, &recorded, &[]),
+            vec![("app".into(), cpu(250))]
+        );
+        assert_eq!(
+            pods_at(&[("app".into(), cpu(250))], &[settled, resizing, recreated]),
+            1
+        );
+    }
+
+    #[test]
+    fn selectors_as_query_text() {
+        let selector: LabelSelector = serde_json::from_value(serde_json::json!({
+            "matchLabels": {"app": "web", "tier": "front"},
+            "matchExpressions": [
+                {"key": "env", "operator": "In", "values": ["prod", "staging"]},
+                {"key": "canary", "operator": "DoesNotExist"},
+                {"key": "team", "operator": "Exists"},
+            ]
+        }))
+        .expect("selector");
+        assert_eq!(
+            selector_text(&selector),
+            "app=web,tier=front,env in (prod,staging),!canary,team"
+        );
     }
 }

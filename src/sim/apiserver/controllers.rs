@@ -10,14 +10,12 @@ use std::time::Instant;
 
 use serde_json::{Value, json};
 
+use super::resize::{self, Admission, Requests};
 use super::resources::{ResourceType, find};
-use super::store::{
-    Store, mix, name_of, namespace_of, now_rfc3339, quantity_text, safe_encode, set,
-};
+use super::store::{Store, mix, name_of, namespace_of, now_rfc3339, safe_encode, set};
 use super::{ApiServerConfig, ClusterState, Shared, lock};
 use crate::domain::Resources;
 use crate::sim::models::{Given, respond};
-use crate::units::{Bytes, MilliCores};
 
 /// Pod annotation naming the workload model its containers run.
 pub const MODEL_ANNOTATION: &str = "sim.tailor.dev/model";
@@ -64,22 +62,27 @@ pub struct Sim {
     last_roll: BTreeMap<String, Instant>,
     /// Per workload: the generation being rolled out and since when.
     progress: BTreeMap<String, (i64, Instant)>,
-    resizing: BTreeSet<(String, String)>,
+    /// The kubelet's view of each pod's pending resize.
+    resizes: BTreeMap<(String, String), PendingResize>,
     next_node: usize,
 }
 
-impl ClusterState {
-    /// A `pods/resize` went through: say so in the pod's conditions until
-    /// the next tick "applies" it.
-    pub fn resized(&mut self, ns: &str, name: &str) {
-        let pods = rt("", "v1", "pods");
-        let Some(mut pod) = self.store.lookup(pods, ns, name).cloned() else {
-            return;
-        };
-        set_condition(&mut pod, "PodResizeInProgress", "True", "", "");
-        let _ = self.store.put(pods, ns, pod);
-        self.sim.resizing.insert((ns.to_string(), name.to_string()));
-    }
+/// A resize the kubelet has seen: the desired values it is about, and
+/// where it stands.
+#[derive(Clone, Debug, PartialEq)]
+struct PendingResize {
+    desired: Vec<Resources>,
+    state: ResizeState,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ResizeState {
+    /// Allocated; actuated after this many more ticks.
+    InProgress(u32),
+    /// Waits for room on the node; admission is retried every tick.
+    Deferred,
+    /// Never retried until the desired values change.
+    Infeasible,
 }
 
 fn rt(group: &str, version: &str, plural: &str) -> &'static ResourceType {
@@ -239,8 +242,15 @@ fn new_pod(store: &mut Store, sim: &mut Sim, config: &ApiServerConfig, new: NewP
         "annotations": template.pointer("/metadata/annotations").cloned().unwrap_or(json!({})),
         "ownerReferences": owner,
     }, "spec": template.get("spec").cloned().unwrap_or(json!({}))});
-    for (k, v) in extra_labels {
-        set(&mut pod, &format!("/metadata/labels/{k}"), json!(v));
+    // Keys like `statefulset.kubernetes.io/pod-name` hold a `/`: insert
+    // them whole, not as a JSON pointer.
+    if let Some(labels) = pod
+        .pointer_mut("/metadata/labels")
+        .and_then(Value::as_object_mut)
+    {
+        for (k, v) in extra_labels {
+            labels.insert((*k).to_string(), json!(v));
+        }
     }
     let node = match node {
         Some(node) => node.to_string(),
@@ -273,6 +283,7 @@ fn running_status(pod: &Value) -> Value {
                         "ready": true, "started": true, "restartCount": 0,
                         "state": {"running": {"startedAt": now}},
                         "resources": c.get("resources").cloned().unwrap_or(json!({})),
+                        "allocatedResources": c.pointer("/resources/requests").cloned().unwrap_or(json!({})),
                     })
                 })
                 .collect()
@@ -612,8 +623,11 @@ fn owned_slots(
                 .any(|p| name_of(p).as_deref() == Some(n.as_str()) && revision_of(p) != revision)
         })
         .collect();
-    // Highest ordinal first, as StatefulSets roll.
+    // Highest ordinal first, as StatefulSets roll; `OnDelete` replaces a
+    // pod only when someone deletes it.
+    let on_delete = owner.pointer("/spec/updateStrategy/type") == Some(&json!("OnDelete"));
     if let Some((pod_name, node)) = stale.last()
+        && !on_delete
         && current.iter().all(is_ready)
         && roll_due(sim, &key, config, now)
     {
@@ -687,17 +701,6 @@ fn collect_garbage(store: &mut Store) {
     }
 }
 
-/// The resources of a pod's container, parsed.
-fn resources_of(container: &Value) -> Resources {
-    let q = |pointer: &str| container.pointer(pointer).map(quantity_text);
-    Resources {
-        cpu_request: q("/resources/requests/cpu").and_then(|t| t.parse::<MilliCores>().ok()),
-        cpu_limit: q("/resources/limits/cpu").and_then(|t| t.parse::<MilliCores>().ok()),
-        memory_request: q("/resources/requests/memory").and_then(|t| t.parse::<Bytes>().ok()),
-        memory_limit: q("/resources/limits/memory").and_then(|t| t.parse::<Bytes>().ok()),
-    }
-}
-
 /// Every pod: a status for bare pods, the end of a resize, and one model step.
 fn pods(store: &mut Store, sim: &mut Sim, config: &ApiServerConfig, now: f64) {
     let pods_rt = rt("", "v1", "pods");
@@ -707,7 +710,14 @@ fn pods(store: &mut Store, sim: &mut Sim, config: &ApiServerConfig, now: f64) {
         .map(|p| (namespace_of(p), name_of(p).unwrap_or_default()))
         .collect();
     sim.pods.retain(|k, _| alive.contains(k));
-    sim.resizing.retain(|k| alive.contains(k));
+    sim.resizes.retain(|k, _| alive.contains(k));
+    // What the kubelet of each node has allocated, for resize admission.
+    let mut allocated: BTreeMap<String, Requests> = BTreeMap::new();
+    for p in &all {
+        let node = node_of(p);
+        let sum = allocated.entry(node).or_default();
+        *sum = sum.plus(resize::allocated_requests(p));
+    }
     // Replica index and count among the pods of the same owner.
     let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for p in &all {
@@ -724,26 +734,13 @@ fn pods(store: &mut Store, sim: &mut Sim, config: &ApiServerConfig, now: f64) {
         if pod.pointer("/status/phase").is_none() {
             pod["status"] = running_status(&pod);
         }
-        if sim.resizing.remove(&key) {
-            remove_condition(&mut pod, "PodResizeInProgress");
-            let containers = pod
-                .pointer("/spec/containers")
-                .cloned()
-                .unwrap_or(json!([]));
-            if let Some(statuses) = pod
-                .pointer_mut("/status/containerStatuses")
-                .and_then(Value::as_array_mut)
-            {
-                for s in statuses.iter_mut() {
-                    if let Some(c) = containers
-                        .as_array()
-                        .and_then(|cs| cs.iter().find(|c| c["name"] == s["name"]))
-                    {
-                        s["resources"] = c.get("resources").cloned().unwrap_or(json!({}));
-                    }
-                }
-            }
-        }
+        let node = node_of(&pod);
+        let others = allocated
+            .get(&node)
+            .copied()
+            .unwrap_or_default()
+            .minus(resize::allocated_requests(&pod));
+        kubelet_resize(sim, config, &mut pod, &key, others, now);
         let owner = controller_uid(&pod).unwrap_or_else(|| uid_of(&pod));
         let group = groups.get(&owner).cloned().unwrap_or_default();
         let replica = group.iter().position(|n| *n == key.1).unwrap_or(0) as u32;
@@ -752,6 +749,107 @@ fn pods(store: &mut Store, sim: &mut Sim, config: &ApiServerConfig, now: f64) {
         if pod != before {
             let _ = store.put(pods_rt, &key.0, pod);
         }
+    }
+}
+
+fn node_of(pod: &Value) -> String {
+    pod.pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string()
+}
+
+/// The kubelet's side of an in-place resize: admit the pod's new desired
+/// values against its node, mark `PodResizePending` (`Deferred`,
+/// `Infeasible`) or `PodResizeInProgress`, and actuate after
+/// `resize_ticks` ticks. `others` is what the node's other pods hold.
+fn kubelet_resize(
+    sim: &mut Sim,
+    config: &ApiServerConfig,
+    pod: &mut Value,
+    key: &(String, String),
+    others: Requests,
+    now: f64,
+) {
+    if resize::actuated(pod) {
+        sim.resizes.remove(key);
+        remove_condition(pod, resize::PENDING);
+        remove_condition(pod, resize::IN_PROGRESS);
+        return;
+    }
+    let desired: Vec<Resources> = pod
+        .pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .map(|cs| cs.iter().map(resize::resources_of).collect())
+        .unwrap_or_default();
+    let known = sim
+        .resizes
+        .get(key)
+        .filter(|p| p.desired == desired)
+        .map(|p| p.state);
+    let state = match known {
+        Some(ResizeState::Infeasible) => return,
+        Some(ResizeState::InProgress(left)) => ResizeState::InProgress(left.saturating_sub(1)),
+        None | Some(ResizeState::Deferred) => {
+            let capacity = Requests {
+                cpu: config.node_cpu,
+                memory: config.node_memory,
+            };
+            match resize::admit(resize::desired_requests(pod), others, capacity) {
+                Admission::Fits => {
+                    resize::allocate(pod);
+                    remove_condition(pod, resize::PENDING);
+                    set_condition(pod, resize::IN_PROGRESS, "True", "", "");
+                    ResizeState::InProgress(config.resize_ticks)
+                }
+                Admission::Deferred(message) => {
+                    remove_condition(pod, resize::IN_PROGRESS);
+                    set_condition(pod, resize::PENDING, "True", "Deferred", &message);
+                    ResizeState::Deferred
+                }
+                Admission::Infeasible(message) => {
+                    remove_condition(pod, resize::IN_PROGRESS);
+                    set_condition(pod, resize::PENDING, "True", "Infeasible", &message);
+                    ResizeState::Infeasible
+                }
+            }
+        }
+    };
+    if state == ResizeState::InProgress(0) {
+        for name in resize::actuate(pod) {
+            restart_container(sim, pod, key, &name, now);
+        }
+        remove_condition(pod, resize::IN_PROGRESS);
+        sim.resizes.remove(key);
+        return;
+    }
+    sim.resizes
+        .insert(key.clone(), PendingResize { desired, state });
+}
+
+/// A `RestartContainer` resize restarted `container`: the pod stays, the
+/// container starts again (restart count, new container id, model restart).
+fn restart_container(sim: &mut Sim, pod: &mut Value, key: &(String, String), name: &str, now: f64) {
+    let snapshot = pod.clone();
+    let Some(statuses) = pod
+        .pointer_mut("/status/containerStatuses")
+        .and_then(Value::as_array_mut)
+    else {
+        return;
+    };
+    let Some(s) = statuses.iter_mut().find(|s| s["name"] == name) else {
+        return;
+    };
+    let restarts = s.get("restartCount").and_then(Value::as_u64).unwrap_or(0) + 1;
+    s["restartCount"] = json!(restarts);
+    s["containerID"] = json!(container_id(&snapshot, name, restarts));
+    s["state"] = json!({"running": {"startedAt": rfc3339(now)}});
+    let first = snapshot
+        .pointer("/spec/containers/0/name")
+        .and_then(Value::as_str)
+        == Some(name);
+    if first && let Some(state) = sim.pods.get_mut(key) {
+        state.container_start = now;
     }
 }
 
@@ -786,10 +884,17 @@ fn step_model(
             ..PodSim::default()
         };
     }
-    let Some(container) = pod.pointer("/spec/containers/0").cloned() else {
+    // The model runs on what the container actually has: after an
+    // in-place resize that is the actuated `status` values, not the spec.
+    let Some(container) = pod
+        .pointer("/status/containerStatuses/0")
+        .filter(|s| s.get("resources").is_some())
+        .or_else(|| pod.pointer("/spec/containers/0"))
+        .cloned()
+    else {
         return;
     };
-    let resources = resources_of(&container);
+    let resources = resize::resources_of(&container);
     if let Some(until) = state.down_until
         && now >= until
     {

@@ -14,15 +14,29 @@ use futures::SinkExt;
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
+use super::resize::MIN_MINOR;
 use super::resources::{self, ResourceType};
 use super::selector::{FieldSelector, LabelSelector};
+use super::store::qualified;
 use super::store::{ApiError, Event, Part, PatchKind};
-use super::{FaultAction, Shared, lock};
+use super::{AuditEntry, FaultAction, Shared, lock};
 
 /// Largest request body accepted.
 const BODY_LIMIT: usize = 16 * 1024 * 1024;
 
 pub async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
+    let method = req.method().clone();
+    let uri = req.uri().to_string();
+    let response = serve(&shared, req).await;
+    shared.audit(AuditEntry {
+        method: method.to_string(),
+        uri,
+        code: response.status().as_u16(),
+    });
+    response
+}
+
+async fn serve(shared: &Arc<Shared>, req: Request) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     if let Some(action) = shared.take_fault(&method, &path) {
@@ -59,7 +73,7 @@ pub async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response
         content_type,
         body,
     };
-    match route(&shared, &segments, request).await {
+    match route(shared, &segments, request).await {
         Ok(response) => response,
         Err(e) => error(e),
     }
@@ -96,7 +110,8 @@ async fn route(shared: &Arc<Shared>, path: &[&str], call: Call) -> Result<Respon
         ["version"] => Ok(ok(
             StatusCode::OK,
             &json!({
-                "major": "1", "minor": "33", "gitVersion": "v1.33.0",
+                "major": "1", "minor": shared.config.minor_version.to_string(),
+                "gitVersion": format!("v1.{}.0", shared.config.minor_version),
                 "gitCommit": "tailor-sim", "gitTreeState": "clean",
                 "buildDate": "2025-04-23T00:00:00Z", "goVersion": "go1.24.2",
                 "compiler": "gc", "platform": "linux/amd64",
@@ -206,8 +221,12 @@ async fn resource_call(
     let rt = t.rt;
     let part = match t.sub {
         Some(sub) if !rt.subresources.contains(&sub) => return Err(not_found(rest)),
+        Some("resize") if shared.config.minor_version < MIN_MINOR => {
+            return Err(not_found(rest));
+        }
         sub => Part::parse(sub).ok_or_else(|| not_found(rest))?,
     };
+    authorize(shared, &t, &call)?;
     let ns = t.namespace.unwrap_or("");
     let labels = LabelSelector::parse(call.query.get("labelSelector").map_or("", String::as_str))
         .map_err(ApiError::bad_request)?;
@@ -242,11 +261,9 @@ async fn resource_call(
         }
         (&Method::PUT, Some(name)) => {
             let body = parse_json(&call.body)?;
-            let mut state = lock(&shared.state);
-            let object = state.store.replace(rt, ns, name, part, body)?;
-            if part == Part::Resize {
-                state.resized(ns, name);
-            }
+            let object = lock(&shared.state)
+                .store
+                .replace(rt, ns, name, part, body)?;
             Ok(ok(StatusCode::OK, &object))
         }
         (&Method::PATCH, Some(name)) => {
@@ -259,11 +276,9 @@ async fn resource_call(
                     ),
                 )
             })?;
-            let mut state = lock(&shared.state);
-            let (object, created) = state.store.patch(rt, ns, name, part, kind, &call.body)?;
-            if part == Part::Resize {
-                state.resized(ns, name);
-            }
+            let (object, created) = lock(&shared.state)
+                .store
+                .patch(rt, ns, name, part, kind, &call.body)?;
             let code = if created {
                 StatusCode::CREATED
             } else {
@@ -280,6 +295,66 @@ async fn resource_call(
             format!("{} is not allowed here", call.method),
         )),
     }
+}
+
+/// The RBAC verb of a request, as the real authorizer names it.
+fn verb(call: &Call, named: bool) -> &'static str {
+    let watch = call
+        .query
+        .get("watch")
+        .is_some_and(|w| w == "true" || w == "1");
+    match (&call.method, named) {
+        (&Method::GET, _) if watch => "watch",
+        (&Method::GET, true) => "get",
+        (&Method::GET, false) => "list",
+        (&Method::POST, _) => "create",
+        (&Method::PUT, _) => "update",
+        (&Method::PATCH, _) => "patch",
+        (&Method::DELETE, _) => "delete",
+        _ => "unknown",
+    }
+}
+
+/// 403 when the config's RBAC refuses the request, with the message and
+/// `details` the real API server sends.
+fn authorize(shared: &Shared, t: &Target<'_>, call: &Call) -> Result<(), ApiError> {
+    let verb = verb(call, t.name.is_some());
+    let resource = match t.sub {
+        Some(sub) => format!("{}/{sub}", t.rt.plural),
+        None => t.rt.plural.to_string(),
+    };
+    let denied = shared.config.rbac_deny.iter().any(|d| {
+        (d.verb == "*" || d.verb == verb)
+            && d.group == t.rt.group
+            && d.resource == resource
+            && d.namespace
+                .as_deref()
+                .is_none_or(|ns| t.namespace == Some(ns))
+    });
+    if !denied {
+        return Ok(());
+    }
+    let subject = match t.name {
+        Some(name) => format!("{} {name:?}", qualified(t.rt)),
+        None => qualified(t.rt),
+    };
+    let scope = match t.namespace {
+        Some(ns) => format!("in the namespace {ns:?}"),
+        None => "at the cluster scope".into(),
+    };
+    let mut e = ApiError::new(
+        403,
+        format!(
+            "{subject} is forbidden: User {:?} cannot {verb} resource {resource:?} in API group {:?} {scope}",
+            shared.config.user, t.rt.group
+        ),
+    );
+    let mut details = json!({"group": t.rt.group, "kind": t.rt.plural});
+    if let Some(name) = t.name {
+        details["name"] = json!(name);
+    }
+    e.details = Some(details);
+    Err(e)
 }
 
 fn watch_line(kind: &str, object: &Value) -> Bytes {

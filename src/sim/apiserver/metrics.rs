@@ -144,7 +144,13 @@ pub fn render(state: &ClusterState, _tick: std::time::Duration) -> String {
             let Some(c) = containers(pod).first() else {
                 continue;
             };
-            if limited && c.pointer("/resources/limits/cpu").is_none() {
+            // cAdvisor reads the cgroup: the actuated limit, which after an
+            // in-place resize may not be the spec's yet.
+            let running = pod
+                .pointer("/status/containerStatuses/0")
+                .filter(|s| s.get("resources").is_some())
+                .unwrap_or(c);
+            if limited && running.pointer("/resources/limits/cpu").is_none() {
                 continue;
             }
             let ns = namespace_of(pod);

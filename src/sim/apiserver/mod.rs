@@ -13,12 +13,16 @@
 //!   workload model every tick, so a lowered limit throttles or OOM-kills.
 //! - **`/metrics`** serves what Prometheus would scrape from cAdvisor,
 //!   kube-state-metrics and the apps' own request counters and histograms.
-//! - **Faults**: the next N matching requests fail or hang ([`Fault`]).
+//! - **Faults**: the next N matching requests fail or hang ([`Fault`]);
+//!   RBAC refusals ([`RbacDeny`]) answer 403 as the real authorizer does.
+//! - **In-place resize** (`pods/{name}/resize`) with 1.33's validation and
+//!   a kubelet that admits, defers or refuses it against node capacity.
 //!
 //! It is test infrastructure and a local playground (`tailor run` against
-//! it with nothing installed). It is not a Kubernetes: no auth, no TLS, no
-//! admission, no scheduler, no garbage collection beyond the workloads it
-//! runs. `docs/testing.md` lists what it keeps and what it does not.
+//! it with nothing installed). It is not a Kubernetes: no authentication,
+//! no TLS, no admission, no scheduler, no garbage collection beyond the
+//! workloads it runs. `docs/testing.md` lists what it keeps and what it
+//! does not.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -34,6 +38,7 @@ mod controllers;
 mod fixture;
 mod http;
 mod metrics;
+mod resize;
 mod resources;
 mod selector;
 mod store;
@@ -86,7 +91,57 @@ pub struct ApiServerConfig {
     pub seed: u64,
     /// Port on 127.0.0.1; 0 picks a free one.
     pub port: u16,
+    /// The Kubernetes minor version `/version` reports (1.x). Below 33 the
+    /// server does not serve `pods/resize`, like a cluster whose
+    /// `InPlacePodVerticalScaling` gate is off by default.
+    pub minor_version: u32,
+    /// Ticks a resize the kubelet admitted stays `PodResizeInProgress`
+    /// before it is actuated.
+    pub resize_ticks: u32,
+    /// Verbs the server's RBAC refuses: 403 Forbidden, worded as the real
+    /// authorizer words it for [`ApiServerConfig::user`].
+    pub rbac_deny: Vec<RbacDeny>,
+    /// Who the server says is calling, in RBAC refusals.
+    pub user: String,
 }
+
+/// One refusal of the test server's RBAC.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RbacDeny {
+    /// `get`, `list`, `watch`, `create`, `update`, `patch`, `delete`, or `*`.
+    pub verb: String,
+    /// API group: `apps`, or empty for the core group.
+    pub group: String,
+    /// Plural, with the subresource when there is one: `deployments`,
+    /// `pods/resize`, `recommendations/status`.
+    pub resource: String,
+    /// Only in this namespace; `None`: everywhere.
+    pub namespace: Option<String>,
+}
+
+impl RbacDeny {
+    /// Refuses `verb` on `group`/`resource` everywhere.
+    pub fn new(verb: &str, group: &str, resource: &str) -> RbacDeny {
+        RbacDeny {
+            verb: verb.into(),
+            group: group.into(),
+            resource: resource.into(),
+            namespace: None,
+        }
+    }
+}
+
+/// One request the server answered, for tests that count calls.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub method: String,
+    /// Path and query, as sent.
+    pub uri: String,
+    pub code: u16,
+}
+
+/// Requests kept in the audit log; older ones are dropped.
+const AUDIT_LIMIT: usize = 10_000;
 
 impl Default for ApiServerConfig {
     fn default() -> Self {
@@ -105,6 +160,10 @@ impl Default for ApiServerConfig {
             history_limit: 10_000,
             seed: 1,
             port: 0,
+            minor_version: resize::MIN_MINOR,
+            resize_ticks: 2,
+            rbac_deny: Vec::new(),
+            user: "system:serviceaccount:tailor:tailor".into(),
         }
     }
 }
@@ -152,6 +211,7 @@ pub(crate) struct ClusterState {
 pub(crate) struct Shared {
     pub state: Mutex<ClusterState>,
     faults: Mutex<Vec<Fault>>,
+    audit: Mutex<std::collections::VecDeque<AuditEntry>>,
     pub config: ApiServerConfig,
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
@@ -180,6 +240,14 @@ impl Shared {
         }
         Some(action)
     }
+
+    fn audit(&self, entry: AuditEntry) {
+        let mut log = lock(&self.audit);
+        if log.len() == AUDIT_LIMIT {
+            log.pop_front();
+        }
+        log.push_back(entry);
+    }
 }
 
 /// A running server.
@@ -205,6 +273,11 @@ impl ApiServerHandle {
     /// with no credentials.
     pub fn write_kubeconfig(&self, path: &Path) -> io::Result<()> {
         std::fs::write(path, kubeconfig(&self.url()))
+    }
+
+    /// Every request answered so far (the latest 10,000), oldest first.
+    pub fn requests(&self) -> Vec<AuditEntry> {
+        lock(&self.shared.audit).iter().cloned().collect()
     }
 
     /// Arms a fault; faults fire in the order they were injected.
@@ -289,6 +362,7 @@ async fn start_on(
     let shared = Arc::new(Shared {
         state: Mutex::new(state),
         faults: Mutex::new(Vec::new()),
+        audit: Mutex::new(std::collections::VecDeque::new()),
         config,
         shutdown: shutdown.clone(),
     });

@@ -19,6 +19,9 @@ pub struct ApiError {
     pub code: u16,
     pub reason: &'static str,
     pub message: String,
+    /// `details` of the Status (`name`, `group`, `kind`), when the real
+    /// server sends them.
+    pub details: Option<Value>,
 }
 
 impl ApiError {
@@ -27,6 +30,7 @@ impl ApiError {
             code,
             reason: reason_for(code),
             message: message.into(),
+            details: None,
         }
     }
 
@@ -44,11 +48,15 @@ impl ApiError {
 
     /// The `metav1.Status` body.
     pub fn status(&self) -> Value {
-        json!({
+        let mut status = json!({
             "kind": "Status", "apiVersion": "v1", "metadata": {},
             "status": "Failure", "message": self.message,
             "reason": self.reason, "code": self.code,
-        })
+        });
+        if let Some(details) = &self.details {
+            status["details"] = details.clone();
+        }
+        status
     }
 }
 
@@ -72,7 +80,7 @@ pub fn reason_for(code: u16) -> &'static str {
 }
 
 /// `deployments.apps`, as the real server names types in messages.
-fn qualified(rt: &ResourceType) -> String {
+pub fn qualified(rt: &ResourceType) -> String {
     if rt.group.is_empty() {
         rt.plural.to_string()
     } else {
@@ -256,6 +264,7 @@ impl Store {
                 code: 409,
                 reason: "AlreadyExists",
                 message: format!("{} {name:?} already exists", qualified(rt)),
+                details: None,
             });
         }
         validate(&object)?;
@@ -287,6 +296,9 @@ impl Store {
         let old = self.get(rt, ns, name)?;
         check_version(rt, name, &old, &body)?;
         let object = merge_part(&old, body, part);
+        if part == Part::Resize {
+            super::resize::validate(name, &old, &object)?;
+        }
         self.update(rt, ns, name, &old, object)
     }
 
@@ -342,6 +354,9 @@ impl Store {
         }
         check_version(rt, name, &old, &patched)?;
         let object = merge_part(&old, patched, part);
+        if part == Part::Resize {
+            super::resize::validate(name, &old, &object)?;
+        }
         self.update(rt, ns, name, &old, object).map(|o| (o, false))
     }
 
