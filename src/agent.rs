@@ -87,6 +87,8 @@ pub struct Agent<C, U, S, K, N> {
     metrics_ok: bool,
     /// What was last published per workload (only changes are written).
     published: HashMap<WorkloadRef, Publication>,
+    /// Reverts RBAC refused, by change id: attempts so far, next try.
+    revert_refused: HashMap<String, (u32, i64)>,
 }
 
 /// What planning decided for a workload, as published for review.
@@ -142,6 +144,7 @@ where
             leaks: std::collections::BTreeSet::new(),
             metrics_ok: true,
             published: HashMap::new(),
+            revert_refused: HashMap::new(),
         };
         agent.recover().await?;
         Ok(agent)
@@ -348,8 +351,14 @@ where
                 }
                 Decision::Skip { workload, reason } => {
                     if reason.contains("leak suspected") && self.leaks.insert(workload.clone()) {
-                        self.emit(&workload, None, EventKind::LeakSuspected, reason.clone(), None)
-                            .await;
+                        self.emit(
+                            &workload,
+                            None,
+                            EventKind::LeakSuspected,
+                            reason.clone(),
+                            None,
+                        )
+                        .await;
                     }
                     // A proposal and a skip for the same workload: the
                     // proposal is what people review.
@@ -591,11 +600,19 @@ where
                     tracing::warn!(error = %e, "patch not applied; retrying next tick");
                     return;
                 }
+                let forbidden = matches!(outcome, Err(PortError::Forbidden(_)));
                 rollout::on_applied(
                     &mut self.records[i],
                     outcome.map_err(|e| e.to_string()),
                     now,
                 );
+                if forbidden {
+                    // RBAC will refuse the same patch until someone grants the
+                    // verb: hold the workload like a revert does, instead of
+                    // spending the change budget on it every plan.
+                    self.stats.port_errors += 1;
+                    self.records[i].held_until = Some(now + settings.hold_after_revert_s);
+                }
             }
             Next::CheckRollout { baseline, bake } => {
                 // Pods are restarting: only a clear breach reverts now.
@@ -636,11 +653,43 @@ where
             }
             Next::Revert => {
                 let patch = self.records[i].revert_patch();
+                if self
+                    .revert_refused
+                    .get(&self.records[i].change.id)
+                    .is_some_and(|&(_, retry_at)| now < retry_at)
+                {
+                    return;
+                }
                 let outcome = self.cluster.apply(&patch).await;
                 if let Err(PortError::Unavailable(_)) = &outcome {
                     self.stats.port_errors += 1;
                     return;
                 }
+                if let Err(PortError::Forbidden(why)) = &outcome {
+                    // A revert is never given up for want of a permission: the
+                    // regressing change stays until it is undone. Retry with
+                    // backoff (1, 2, 4 … 30 minutes) and say once what is missing.
+                    self.stats.port_errors += 1;
+                    let id = self.records[i].change.id.clone();
+                    let (attempts, _) = self.revert_refused.get(&id).copied().unwrap_or((0, now));
+                    let wait = (60_i64 << attempts.min(5)).min(1800);
+                    self.revert_refused
+                        .insert(id.clone(), (attempts + 1, now + wait));
+                    tracing::error!(change_id = %id, error = %why, retry_in_s = wait, "revert refused by RBAC; grant the permission");
+                    if attempts == 0 {
+                        let workload = self.records[i].change.workload.clone();
+                        self.emit(
+                            &workload,
+                            Some(&id),
+                            EventKind::Trouble,
+                            format!("revert refused, retrying until it is allowed: {why}"),
+                            None,
+                        )
+                        .await;
+                    }
+                    return;
+                }
+                self.revert_refused.remove(&self.records[i].change.id);
                 rollout::on_reverted(
                     &mut self.records[i],
                     &settings,
@@ -720,8 +769,13 @@ where
             Phase::Abandoned => {
                 self.stats.abandoned += 1;
                 let reason = record.reason.clone().unwrap_or_default();
-                self.emit(workload, id, EventKind::Conflict, reason, detail())
-                    .await;
+                // A refused permission is trouble to fix, not someone's edit.
+                let kind = if reason.contains("forbidden: ") {
+                    EventKind::Trouble
+                } else {
+                    EventKind::Conflict
+                };
+                self.emit(workload, id, kind, reason, detail()).await;
             }
             Phase::Planned => {}
         }

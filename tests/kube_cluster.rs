@@ -1011,7 +1011,6 @@ async fn the_agent_records_a_forbidden_patch_and_does_not_retry_at_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the agent to hold a workload whose patch RBAC refused (src/agent.rs): today it re-plans the same change every 10 minutes (the rate budget), one Forbidden and one event each time"]
 async fn a_forbidden_workload_is_held_until_the_permission_may_have_changed() {
     let env = start_with(forbidding_patch()).await;
     settled(&env.cluster, &web()).await;
@@ -1036,5 +1035,100 @@ async fn a_forbidden_workload_is_held_until_the_permission_may_have_changed() {
         1,
         "one attempt an hour at most"
     );
+    env.server.shutdown().await;
+}
+
+/// Half the requests fail after `since`; none before.
+struct FailingAfter(i64);
+
+impl SloSource for FailingAfter {
+    async fn slis(
+        &self,
+        _w: &WorkloadRef,
+        from: i64,
+        to: i64,
+    ) -> Result<Option<Vec<SliSample>>, PortError> {
+        let first = from - from.rem_euclid(60) + 60;
+        Ok(Some(
+            (first..=to)
+                .step_by(60)
+                .map(|t| SliSample {
+                    t,
+                    requests: 1000.0,
+                    errors: if t > self.0 { 500.0 } else { 1.0 },
+                    latency_p95_s: None,
+                    latency_p99_s: None,
+                })
+                .collect(),
+        ))
+    }
+    async fn resource_signals(
+        &self,
+        _w: &WorkloadRef,
+        _from: i64,
+        _to: i64,
+    ) -> Result<Vec<ResourceSample>, PortError> {
+        Ok(Vec::new())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revert_rbac_refuses_is_retried_until_allowed() {
+    let env = start_with(|_| {}).await;
+    settled(&env.cluster, &web()).await;
+    let clock = TestClock::default();
+    let t0 = 1_790_000_000;
+    clock.0.set(t0);
+    let mut agent = Agent::start(
+        env.cluster.clone(),
+        Recommends(with_cpu(750)),
+        FailingAfter(t0),
+        clock.clone(),
+        Silent,
+        auto(),
+    )
+    .await
+    .expect("agent");
+    agent.tick().await.expect("tick");
+    assert_eq!(agent.records()[0].phase, Phase::RollingOut);
+    // From now on the first two patches of the workload are refused.
+    env.server.inject(Fault {
+        method: Some(axum::http::Method::PATCH),
+        path_prefix: "/apis/apps/v1/namespaces/shop/deployments/web".into(),
+        times: 2,
+        action: FaultAction::Status(403),
+    });
+    for _ in 0..60 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        clock.0.set(clock.0.get() + 60);
+        agent.tick().await.expect("tick");
+        if agent.records()[0].phase.is_terminal() {
+            break;
+        }
+    }
+    let record = &agent.records()[0];
+    assert_eq!(record.phase, Phase::Reverted, "{record:?}");
+    let refused = env
+        .server
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PATCH" && r.uri.contains("/deployments/web") && r.code == 403)
+        .count();
+    assert_eq!(refused, 2, "both refusals were retried past");
+    assert_eq!(
+        current(&env.cluster.workloads().await.expect("list")),
+        original()
+    );
+    let troubles: Vec<Value> = env
+        .server
+        .objects("events.k8s.io/v1", "Event", Some("shop"))
+        .into_iter()
+        .filter(|e| {
+            e["note"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("revert refused"))
+        })
+        .collect();
+    assert_eq!(troubles.len(), 1, "said once: {troubles:#?}");
     env.server.shutdown().await;
 }

@@ -13,8 +13,7 @@ use crate::guard::{ResourceSample, SliSample};
 use crate::plan::WorkloadView;
 use crate::ports::{
     AgentEvent, Cluster, Digest, Notifier, PortError, Publication, ResourcePatch, RolloutStatus,
-    SloSource,
-    UsageSource,
+    SloSource, UsageSource,
 };
 use crate::recommend::Recommendation;
 use crate::rollout::RolloutRecord;

@@ -193,6 +193,11 @@ CLUSTER_RULES = {
     ("tailor.dev", "recommendations/status"): {"patch"},
     ("events.k8s.io", "events"): {"create"},
 }
+IN_PLACE_RULES = {
+    ("", "pods"): {"list"},
+    ("apps", "replicasets"): {"list"},
+    ("", "pods/resize"): {"patch"},
+}
 LEASE_RULES = {("coordination.k8s.io", "leases"): {"get", "create", "update"}}
 
 
@@ -210,7 +215,8 @@ def grants(role: dict) -> dict:
 def test_rbac_is_exactly_what_tailor_uses(case):
     _, values, objects = case
     cluster = grants(only(objects, "ClusterRole"))
-    assert cluster == CLUSTER_RULES
+    in_place = merged(values)["rbac"].get("inPlaceResize", False)
+    assert cluster == (CLUSTER_RULES | IN_PLACE_RULES if in_place else CLUSTER_RULES)
     roles = [o for o in objects if o["kind"] == "Role"]
     leader = merged(values)["leaderElection"]["enabled"]
     assert len(roles) == (1 if leader else 0)
