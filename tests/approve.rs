@@ -7,15 +7,16 @@ use std::cell::Cell;
 use std::path::Path;
 use std::rc::Rc;
 
+use crate::support::ports::{NoSlis, TestClock};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use serde_json::Value;
 use tailor::agent::{Agent, AgentSettings};
 use tailor::cluster::kube::{KubeCluster, KubeOptions};
 use tailor::domain::{ContainerRef, Resources, WorkloadKind, WorkloadRef};
-use tailor::guard::{ResourceSample, SliSample};
+
 use tailor::plan::Mode;
-use tailor::ports::{Clock, PortError, Silent, SloSource, UsageSource};
+use tailor::ports::{PortError, Silent, UsageSource};
 use tailor::recommend::{Confidence, ConfidenceLevel, Evidence, Recommendation};
 use tailor::sim::apiserver::{ApiServerHandle, load_cluster, start};
 use tailor::units::{Bytes, MilliCores};
@@ -72,37 +73,6 @@ impl UsageSource for OneRecommendation {
     }
 }
 
-struct NoSlis;
-
-impl SloSource for NoSlis {
-    async fn slis(
-        &self,
-        _w: &WorkloadRef,
-        _from: i64,
-        _to: i64,
-    ) -> Result<Option<Vec<SliSample>>, PortError> {
-        Ok(None)
-    }
-
-    async fn resource_signals(
-        &self,
-        _w: &WorkloadRef,
-        _from: i64,
-        _to: i64,
-    ) -> Result<Vec<ResourceSample>, PortError> {
-        Ok(Vec::new())
-    }
-}
-
-#[derive(Clone)]
-struct Manual(Rc<Cell<i64>>);
-
-impl Clock for Manual {
-    fn now(&self) -> i64 {
-        self.0.get()
-    }
-}
-
 async fn client(server: &ApiServerHandle, dir: &Path) -> Client {
     let path = dir.join("kubeconfig");
     server.write_kubeconfig(&path).expect("kubeconfig");
@@ -147,7 +117,7 @@ async fn a_proposal_waits_for_approval_then_applies() {
     let mut settings = AgentSettings::default();
     settings.guardrails.mode = Mode::Approve;
     settings.guardrails.allow_single_replica = true;
-    let clock = Manual(Rc::new(Cell::new(1_800_000_000)));
+    let clock = TestClock(Rc::new(Cell::new(1_800_000_000)));
     let mut agent = Agent::start(
         KubeCluster::new(client.clone(), KubeOptions::default()),
         OneRecommendation {

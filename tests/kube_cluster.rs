@@ -5,11 +5,10 @@
 //! `pods/resize` (and when they fall back to the template), and RBAC
 //! refusals as the agent sees them.
 
-use std::cell::Cell;
 use std::path::Path;
-use std::rc::Rc;
 use std::time::Duration;
 
+use crate::support::ports::{NoSlis, TestClock};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, Patch, PatchParams};
@@ -22,8 +21,8 @@ use tailor::domain::{ContainerRef, Resources, WorkloadKind, WorkloadRef};
 use tailor::guard::{ResourceSample, SliSample};
 use tailor::plan::{Change, ChangeReason, ContainerChange, Mode};
 use tailor::ports::{
-    AgentEvent, Clock, Cluster, ContainerPatch, EventKind, PortError, ResourcePatch, Silent,
-    SloSource, UsageSource,
+    AgentEvent, Cluster, ContainerPatch, EventKind, PortError, ResourcePatch, Silent, SloSource,
+    UsageSource,
 };
 use tailor::recommend::{Confidence, ConfidenceLevel, Evidence, Recommendation};
 use tailor::rollout::{Phase, RolloutRecord};
@@ -879,16 +878,6 @@ async fn a_forbidden_patch_names_the_missing_permission() {
     env.server.shutdown().await;
 }
 
-/// Virtual time for the agent.
-#[derive(Clone, Default)]
-struct TestClock(Rc<Cell<i64>>);
-
-impl Clock for TestClock {
-    fn now(&self) -> i64 {
-        self.0.get()
-    }
-}
-
 /// Recommends `to` for shop/web's app container, with full confidence.
 struct Recommends(Resources);
 
@@ -916,27 +905,6 @@ impl UsageSource for Recommends {
         }])
     }
     async fn urgent(&self, _since: i64, _now: i64) -> Result<Vec<Recommendation>, PortError> {
-        Ok(Vec::new())
-    }
-}
-
-struct NoSlis;
-
-impl SloSource for NoSlis {
-    async fn slis(
-        &self,
-        _w: &WorkloadRef,
-        _from: i64,
-        _to: i64,
-    ) -> Result<Option<Vec<SliSample>>, PortError> {
-        Ok(None)
-    }
-    async fn resource_signals(
-        &self,
-        _w: &WorkloadRef,
-        _from: i64,
-        _to: i64,
-    ) -> Result<Vec<ResourceSample>, PortError> {
         Ok(Vec::new())
     }
 }

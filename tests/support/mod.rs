@@ -10,6 +10,7 @@
 #![allow(dead_code)] // Each test module uses a different part of the harness.
 
 pub mod http;
+pub mod ports;
 pub mod process;
 pub mod prometheus;
 pub mod specs;
