@@ -367,16 +367,26 @@ def test_credentials_are_mounted_where_the_config_reads_them(case):
         assert "ca_file" not in prom
 
 
-def test_notification_secrets_are_mounted(case):
+def test_notification_sinks_read_mounted_secrets(case):
     _, values, objects = case
     n = merged(values)["notifications"]
-    for channel in ("slack", "webhook"):
+    config = yaml.safe_load(rendered_config(objects))
+    sinks = {s["name"]: s for s in config.get("notifications", {}).get("sinks", [])}
+    for channel in ("slack", "teams", "webhook"):
         ref = n[channel]["existingSecret"]
         path = f"{SECRETS_DIR}/{channel}/url"
         if ref:
             assert mounted_file(objects, path) == ("Secret", ref["name"], ref["key"])
+            assert sinks[channel]["type"] == channel and sinks[channel]["url_file"] == path
+            assert "url" not in sinks[channel], "a URL never enters the ConfigMap"
         else:
             assert f"{SECRETS_DIR}/{channel}" not in mounts(objects)
+            assert channel not in sinks
+    if n["webhook"]["existingSecret"]:
+        secret = n["webhook"]["signingSecret"]
+        path = f"{SECRETS_DIR}/webhook-secret/secret"
+        assert sinks["webhook"]["secret_file"] == path
+        assert mounted_file(objects, path) == ("Secret", secret["name"], secret["key"])
 
 
 def test_notes_say_the_mode():
@@ -438,6 +448,8 @@ BAD_VALUES = [
     ("negative minAvailable", {"podDisruptionBudget": {"minAvailable": -1}}, "/podDisruptionBudget/minAvailable"),
     ("dashboard label value too long", {"dashboards": {"labelValue": "x" * 64}}, "/dashboards/labelValue"),
     ("slack secret without key", {"notifications": {"slack": {"existingSecret": {"name": "s"}}}}, "/notifications/slack/existingSecret"),
+    ("link that is not a URL", {"notifications": {"links": [{"name": "Grafana", "url": "grafana/d/x"}]}}, "/notifications/links/0/url"),
+    ("digest interval that is not a duration", {"notifications": {"digestInterval": "daily"}}, "/notifications/digestInterval"),
 ]
 
 
@@ -465,6 +477,8 @@ TEMPLATE_REFUSALS = [
     ("config.agent.leader_election set twice", {"config": {"agent": {"leader_election": {"enabled": False}}}}, "config.agent.leader_election: set it through the chart values `leaderElection`"),
     ("PDB that blocks every eviction", {"replicas": 2, "podDisruptionBudget": {"minAvailable": 2}}, "podDisruptionBudget.minAvailable"),
     ("existing ServiceAccount without a name", {"serviceAccount": {"create": False}}, "serviceAccount.name"),
+    ("webhook without a signing secret", {"notifications": {"webhook": {"existingSecret": {"name": "w", "key": "url"}}}}, "notifications.webhook.signingSecret"),
+    ("notification sinks set twice", {"notifications": {"slack": {"existingSecret": {"name": "s", "key": "url"}}}, "config": {"notifications": {"sinks": []}}}, "config.notifications: set the sinks through the chart's `notifications` values"),
 ]
 
 

@@ -99,11 +99,30 @@ silently overridden.
 {{- $guardrails := dict "mode" $v.mode "changes_per_hour" $v.guardrails.changesPerHour "max_in_flight" $v.guardrails.maxInFlight "paused" $v.guardrails.paused }}
 {{- $election := dict "enabled" $v.leaderElection.enabled "lease_name" (include "tailor.leaseName" .) "lease_duration" $v.leaderElection.leaseDuration "renew_every" $v.leaderElection.renewEvery }}
 {{- $agent := dict "metrics_address" (printf "0.0.0.0:%d" (int $v.metrics.port)) "leader_election" $election }}
+{{- $n := $v.notifications }}
+{{- $sinks := list }}
+{{- range $type := list "slack" "teams" }}
+{{- if (get $n $type).existingSecret.name }}
+{{- $sinks = append $sinks (dict "name" $type "type" $type "url_file" (printf "%s/%s/url" $dir $type)) }}
+{{- end }}
+{{- end }}
+{{- if $n.webhook.existingSecret.name }}
+{{- if not $n.webhook.signingSecret.name }}
+{{- fail "notifications.webhook.signingSecret: a webhook is signed; name the Secret key holding its HMAC secret" }}
+{{- end }}
+{{- $sinks = append $sinks (dict "name" "webhook" "type" "webhook" "url_file" (printf "%s/webhook/url" $dir) "secret_file" (printf "%s/webhook-secret/secret" $dir)) }}
+{{- end }}
 {{- $chart := dict
   "prometheus" $prom
   "selection" (dict "namespaces" $v.selection.namespaces "exclude_namespaces" $v.selection.excludeNamespaces)
   "pricing" (dict "cpu_core_hour_usd" $v.pricing.cpuCoreHourUsd "memory_gib_hour_usd" $v.pricing.memoryGibHourUsd)
   "guardrails" $guardrails
   "agent" $agent }}
+{{- if $sinks }}
+{{- if hasKey $user "notifications" }}
+{{- fail "config.notifications: set the sinks through the chart's `notifications` values instead (values.yaml), so they are not set twice" }}
+{{- end }}
+{{- $_ := set $chart "notifications" (dict "sinks" $sinks "links" $n.links "digest" (dict "interval" $n.digestInterval)) }}
+{{- end }}
 {{- toYaml (mustMergeOverwrite $user $chart) }}
 {{- end }}
