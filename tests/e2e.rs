@@ -20,65 +20,18 @@ use tailor::sim::apiserver::{ApiServerHandle, load_cluster, start};
 
 use crate::support::prometheus::Prometheus;
 
-const CONFIG: &str = r#"
-prometheus:
-  url: PROMETHEUS_URL
-  timeout: 10s
-history:
-  window: 1h
-  resolution: 15s
-  memory_peak_interval: 1m
-  chunk: 1h
-  half_life: 1h
-default_policy:
-  # At least the guard's baseline: a change made earlier would be judged
-  # against a partial baseline, and rightly never confirmed.
-  min_history: 5m
-  min_history_increase: 1m
-  startup_window: 10s
-policies:
-  - name: latency-sensitive
-    match: { namespaces: checkout }
-    policy:
-      cpu: { limit: keep-ratio }
-      min_history: 5m
-      min_history_increase: 1m
-      startup_window: 10s
-guardrails:
-  mode: auto
-  allow_single_replica: true
-  cooldown: 1h
-  changes_per_hour: 60
-rollout:
-  timeout: 2m
-  # Five one-minute baseline intervals and four bake intervals are the
-  # fewest with which the guard's rank test can reach alpha 0.01 on a
-  # p99 that never moves at rest (see `tailor config check`).
-  bake: 5m
-  baseline: 5m
-  warmup: 10s
-  no_data_grace: 2m
-agent:
-  tick: 5s
-  plan_interval: 10s
-  recommend_interval: 30s
-  metrics_address: 127.0.0.1:0
-  leader_election:
-    namespace: default
-    lease_duration: 6s
-    renew_every: 2s
-"#;
-
 struct Agent {
     child: Child,
 }
 
 impl Agent {
-    fn start(dir: &Path, name: &str) -> Agent {
+    fn start(dir: &Path, prometheus_url: &str, name: &str) -> Agent {
         let log = std::fs::File::create(dir.join(format!("{name}.log"))).expect("log");
         let child = Command::new(env!("CARGO_BIN_EXE_tailor"))
             .args(["run", "--config"])
-            .arg(dir.join("tailor.yaml"))
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("simulations/e2e/tailor.yaml"))
+            .arg("--prometheus-url")
+            .arg(prometheus_url)
             .arg("--kubeconfig")
             .arg(dir.join("kubeconfig"))
             .env("HOSTNAME", name)
@@ -171,18 +124,14 @@ async fn tailor_run_right_sizes_reverts_and_survives_kill_9() {
         .expect("kubeconfig");
     let target = server.url().trim_start_matches("http://").to_string();
     let prometheus = Prometheus::start_scraping(&target, 1);
-    std::fs::write(
-        dir.join("tailor.yaml"),
-        CONFIG.replace("PROMETHEUS_URL", &prometheus.url()),
-    )
-    .expect("config");
+    let url = prometheus.url();
     let hpa_cpu_before = template_resources(&server, "Deployment", "search", "search-frontend");
     let gitops_before = template_resources(&server, "Deployment", "internal", "admin-console");
 
     // Two agents: only the Lease holder acts.
     let mut agents = vec![
-        ("a", Agent::start(&dir, "a")),
-        ("b", Agent::start(&dir, "b")),
+        ("a", Agent::start(&dir, &url, "a")),
+        ("b", Agent::start(&dir, &url, "b")),
     ];
 
     let deadline = Instant::now() + Duration::from_secs(1800);
@@ -204,7 +153,7 @@ async fn tailor_run_right_sizes_reverts_and_survives_kill_9() {
         {
             agent.kill();
             killed_in_bake = true;
-            a2 = Some(Agent::start(&dir, "a2"));
+            a2 = Some(Agent::start(&dir, &url, "a2"));
         }
         storefront_confirmed =
             phase(&server, "shop", "deployment-storefront").as_deref() == Some("confirmed");
