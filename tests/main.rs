@@ -5,10 +5,12 @@
 mod support;
 
 mod apiserver;
+mod backtest;
 mod e2e;
 mod faults;
 mod harness;
 mod kube_cluster;
 mod recommend;
+mod report_html;
 mod simulations;
 mod slo_source;
