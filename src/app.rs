@@ -32,7 +32,7 @@ pub enum Command {
     /// The FinOps review: recommendations with dollars by namespace and team,
     /// node-pool prices, risks and what to approve (`-o html`: one
     /// self-contained page; see docs/report.md).
-    Report(RecommendArgs),
+    Report(ReportArgs),
     /// Recommend as of --at from the history before it, then replay the
     /// horizon after it: would-be OOM kills, CPU above request and limit,
     /// dollars saved (see docs/backtest.md).
@@ -87,6 +87,16 @@ pub struct RecommendArgs {
     /// Never draw a progress bar.
     #[arg(long)]
     pub no_progress: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub common: RecommendArgs,
+    /// With -o html: also backtest the recommendations made this long
+    /// before --at over the time since, e.g. 14d (see docs/backtest.md).
+    #[arg(long, value_parser = parse_duration)]
+    pub backtest: Option<Duration>,
 }
 
 #[derive(Debug, Args)]
@@ -601,18 +611,56 @@ async fn review_report(
     Ok((report, client))
 }
 
-/// `tailor report`: the review of the recommendations as of `--at` (now).
-async fn review(args: RecommendArgs) -> anyhow::Result<ExitCode> {
-    let (config, at) = match config_and_at(&args) {
+/// `tailor report`: the review of the recommendations as of `--at` (now),
+/// with `--backtest` the replay of those made that long before.
+async fn review(args: ReportArgs) -> anyhow::Result<ExitCode> {
+    let (config, at) = match config_and_at(&args.common) {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
-    let (report, _) = review_report(&config, at, true, !args.no_progress).await?;
+    let show_progress = !args.common.no_progress;
+    let past = match args.backtest {
+        None => None,
+        Some(_) if args.common.format != Format::Html => {
+            eprintln!(
+                "tailor: error: --backtest is shown with -o html only; for {} run tailor backtest --at … --horizon …",
+                args.common.format
+            );
+            return Ok(ExitCode::from(2));
+        }
+        Some(horizon) => {
+            let since =
+                at - chrono::Duration::from_std(horizon).unwrap_or(chrono::Duration::zero());
+            if let Err(e) = backtest_plan(since, horizon, config.history.resolution, Utc::now()) {
+                eprintln!("tailor: error: --backtest: {e}");
+                return Ok(ExitCode::from(2));
+            }
+            Some(
+                run_backtest(
+                    &config,
+                    since,
+                    horizon,
+                    config.history.resolution,
+                    show_progress,
+                )
+                .await?,
+            )
+        }
+    };
+    let (report, _) = review_report(&config, at, true, show_progress).await?;
     let options = RenderOptions {
         width: terminal_width(),
     };
-    write_output(args.output.as_deref(), |out| {
-        report::render(&report, args.format, &mut &mut *out, &options)
+    write_output(args.common.output.as_deref(), |out| match &past {
+        Some((past_report, backtest)) => report::html::write(
+            &report,
+            Some(report::html::BacktestView {
+                report: past_report,
+                backtest,
+            }),
+            &mut &mut *out,
+        ),
+        None => report::render(&report, args.common.format, &mut &mut *out, &options),
     })?;
     if report.recommendations.is_empty() {
         tracing::warn!(
@@ -620,6 +668,34 @@ async fn review(args: RecommendArgs) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Recommends as of `at` (with teams and node-pool prices) and replays the
+/// `horizon` after it.
+async fn run_backtest(
+    config: &Config,
+    at: DateTime<Utc>,
+    horizon: Duration,
+    step: Duration,
+    show_progress: bool,
+) -> anyhow::Result<(Report, crate::backtest::Backtest)> {
+    let (report, client) = review_report(config, at, false, show_progress).await?;
+    let plan = crate::backtest::run::ReplayPlan {
+        at: report.at.timestamp(),
+        horizon_s: horizon.as_secs() as i64,
+        step_s: step.as_secs().max(1) as i64,
+        chunk_s: config.history.chunk.as_secs().max(1) as i64,
+    };
+    let bar = progress_bar(
+        show_progress,
+        "{spinner} replaying {bar:30} {pos}/{len} queries {elapsed}",
+    );
+    let progress = |done: u64, total: u64| advance(&bar, done, total);
+    let result = crate::backtest::run::replay(&client, config, &report, &plan, &progress).await?;
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    Ok((report, result))
 }
 
 /// Checks the backtest's flags against each other and the clock; the
@@ -671,23 +747,8 @@ async fn backtest(args: BacktestArgs) -> anyhow::Result<ExitCode> {
         eprintln!("tailor: error: {e}");
         return Ok(ExitCode::from(2));
     }
-    let show_progress = !args.common.no_progress;
-    let (report, client) = review_report(&config, at, false, show_progress).await?;
-    let plan = crate::backtest::run::ReplayPlan {
-        at: report.at.timestamp(),
-        horizon_s: horizon.as_secs() as i64,
-        step_s: step.as_secs().max(1) as i64,
-        chunk_s: config.history.chunk.as_secs().max(1) as i64,
-    };
-    let bar = progress_bar(
-        show_progress,
-        "{spinner} replaying {bar:30} {pos}/{len} queries {elapsed}",
-    );
-    let progress = |done: u64, total: u64| advance(&bar, done, total);
-    let result = crate::backtest::run::replay(&client, &config, &report, &plan, &progress).await?;
-    if let Some(bar) = &bar {
-        bar.finish_and_clear();
-    }
+    let (report, result) =
+        run_backtest(&config, at, horizon, step, !args.common.no_progress).await?;
     let options = RenderOptions {
         width: terminal_width(),
     };

@@ -183,6 +183,11 @@ pub fn tailor(args: &[&str]) -> String {
 /// `tailor COMMAND` on the review history as of T, with the review
 /// config and `extra` arguments.
 pub fn review_command(command: &str, extra: &[&str]) -> String {
+    review_command_at(command, T_TEXT, extra)
+}
+
+/// [`review_command`] as of `at`.
+pub fn review_command_at(command: &str, at: &str, extra: &[&str]) -> String {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = config_file(dir.path());
     let url = prometheus().url();
@@ -194,7 +199,7 @@ pub fn review_command(command: &str, extra: &[&str]) -> String {
         "--prometheus-url",
         &url,
         "--at",
-        T_TEXT,
+        at,
     ];
     args.extend_from_slice(extra);
     tailor(&args)
@@ -549,5 +554,50 @@ fn report_lists_approvals_teams_and_pool_prices() {
             .next()
             .is_some_and(|h| h.ends_with("approval_status,approval_fingerprint,approve_command")),
         "{csv}"
+    );
+}
+
+#[test]
+fn report_with_backtest_shows_the_replay_of_the_earlier_recommendations() {
+    // The end of the history: recommendations now, and the ones made at T
+    // replayed over the week since.
+    let end = "2026-10-08T00:00:00Z";
+    let html = review_command_at("report", end, &["--backtest", "7d", "-o", "html"]);
+    assert!(
+        html.contains("<title>tailor rightsizing review"),
+        "the page is the review"
+    );
+    assert!(html.contains("<section id=\"backtest\">"));
+    assert!(
+        html.contains("the recommendations made at <strong>2026-10-01 00:00 UTC</strong>"),
+        "the backtest says which recommendations it replays"
+    );
+    // The growing workload's limit from T is crossed once; the JSON of
+    // `tailor backtest` at T says the same.
+    let doc: Value = serde_json::from_str(&backtest("json")).expect("JSON");
+    let kills = doc["totals"]["recommended"]["would_be_oom_kills"]
+        .as_u64()
+        .expect("kills");
+    assert_eq!(kills, 1);
+    assert!(
+        html.contains(&format!("id=\"backtest-oom\" data-count=\"{kills}\"")),
+        "{}",
+        &html[html.find("backtest-oom").unwrap_or(0)..][..120]
+    );
+    assert!(
+        html.contains("Backtest with the values recommended at 2026-10-01 00:00 UTC"),
+        "each workload names the values the replay held usage against"
+    );
+
+    let output = Command::new(env!("CARGO_BIN_EXE_tailor"))
+        .args(["report", "--backtest", "7d", "-o", "json"])
+        .args(["--prometheus-url", "http://127.0.0.1:9"])
+        .output()
+        .expect("running tailor");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("--backtest is shown with -o html only"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
     );
 }

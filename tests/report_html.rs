@@ -2,8 +2,9 @@
 //! the review history's Prometheus (see `backtest.rs`), loaded by headless
 //! Chromium from disk. The page must render its charts, show the totals of
 //! `-o json` for the same instant, make no request beyond its own file, and
-//! log no error. One screenshot is kept as a test artifact:
-//! `<target dir>/browser/report.png` (next to the page, `report.html`).
+//! log no error; the backtest page likewise. One screenshot is kept as a
+//! test artifact: `<target dir>/browser/report.png`, next to the pages
+//! (`report.html`, `backtest.html`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -97,8 +98,52 @@ fn the_report_renders_in_chromium_with_the_json_totals_and_no_errors() {
     );
     let png = browser.screenshot();
     std::fs::write(artifacts.join("report.png"), &png).expect("writing the screenshot");
+
+    // The backtest page: the same layout with the replay's section.
+    let backtest_page = artifacts.join("backtest.html");
+    review_command(
+        "backtest",
+        &[
+            "--horizon",
+            "7d",
+            "-o",
+            "html",
+            "--output",
+            backtest_page.to_str().expect("UTF-8 path"),
+        ],
+    );
+    let backtest_doc: Value = serde_json::from_str(&review_command(
+        "backtest",
+        &["--horizon", "7d", "-o", "json"],
+    ))
+    .expect("backtest JSON");
+    browser.open(&backtest_page, Duration::from_millis(500));
+    let backtest_dom = browser.eval(
+        r#"(() => ({
+            rows: document.querySelectorAll('#backtest-table tr').length,
+            saved: document.querySelector('#backtest-saved').getAttribute('data-usd'),
+            oom: document.querySelector('#backtest-oom').getAttribute('data-count'),
+            replays: document.querySelectorAll('article.workload p.replay').length,
+            dists: document.querySelectorAll('svg.dist').length,
+        }))()"#,
+    );
     let log = browser.log().clone();
     drop(browser);
+    assert_eq!(
+        backtest_dom["rows"],
+        1 + 3,
+        "a header and a row per container"
+    );
+    assert!(
+        (usd(&backtest_dom["saved"]) - usd(&backtest_doc["totals"]["saved_usd"])).abs() < 0.005,
+        "{backtest_dom}"
+    );
+    assert_eq!(
+        backtest_dom["oom"],
+        backtest_doc["totals"]["recommended"]["would_be_oom_kills"].to_string()
+    );
+    assert_eq!(backtest_dom["replays"], 3);
+    assert_eq!(backtest_dom["dists"], 6);
 
     // Totals: the page shows the JSON output's numbers.
     let totals = &doc["totals"];
@@ -191,10 +236,10 @@ fn the_report_renders_in_chromium_with_the_json_totals_and_no_errors() {
     assert_eq!(dom["filtered"], 1, "the filter box shows batch/worker only");
     assert_eq!(dom["external"], 0, "no element loads anything");
 
-    // Offline and clean: nothing but the file itself was requested, and
-    // the console stayed quiet.
-    let page_url = format!("file://{}", page.display());
-    assert_eq!(log.requests, [page_url], "requests: {:?}", log.requests);
+    // Offline and clean: nothing but the two files themselves was
+    // requested, and the console stayed quiet on both.
+    let urls = [&page, &backtest_page].map(|p| format!("file://{}", p.display()));
+    assert_eq!(log.requests, urls, "requests: {:?}", log.requests);
     assert!(log.errors.is_empty(), "console errors: {:#?}", log.errors);
     assert!(
         png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 20_000,

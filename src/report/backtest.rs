@@ -471,6 +471,10 @@ pub fn render(
         }
         Format::Csv => write_csv(&BacktestDocument::new(report, backtest), out),
         Format::Markdown => write_markdown(report, backtest, out),
-        Format::Html => super::html::write(report, Some(backtest), out),
+        Format::Html => super::html::write(
+            report,
+            Some(super::html::BacktestView { report, backtest }),
+            out,
+        ),
     }
 }

@@ -107,21 +107,37 @@ const SCRIPT: &str = r#"
 })();
 "#;
 
+/// A backtest on the page: the report made at its instant T (the page's
+/// own report for `tailor backtest`, an earlier one for `tailor report
+/// --backtest`) and what the replay after T counted.
+#[derive(Clone, Copy, Debug)]
+pub struct BacktestView<'a> {
+    pub report: &'a Report,
+    pub backtest: &'a Backtest,
+}
+
+impl BacktestView<'_> {
+    /// True when the backtest's recommendations are the page's own.
+    fn same_as(&self, report: &Report) -> bool {
+        std::ptr::eq(self.report, report)
+    }
+}
+
 /// Writes the page for `report`, with the backtest section when given.
 pub fn write(
     report: &Report,
-    backtest: Option<&Backtest>,
+    backtest: Option<BacktestView<'_>>,
     out: &mut impl io::Write,
 ) -> io::Result<()> {
     out.write_all(page(report, backtest).as_bytes())
 }
 
 /// The whole page as a string.
-pub fn page(report: &Report, backtest: Option<&Backtest>) -> String {
+pub fn page(report: &Report, backtest: Option<BacktestView<'_>>) -> String {
     let mut html = String::with_capacity(64 * 1024);
     let title = match backtest {
-        Some(_) => "tailor backtest",
-        None => "tailor rightsizing review",
+        Some(view) if view.same_as(report) => "tailor backtest",
+        _ => "tailor rightsizing review",
     };
     let at = report.at.format("%Y-%m-%d %H:%M UTC").to_string();
     let _ = writeln!(
@@ -139,8 +155,8 @@ pub fn page(report: &Report, backtest: Option<&Backtest>) -> String {
     top_savings(&mut html, report);
     risks_section(&mut html, report);
     review_section(&mut html, report);
-    if let Some(backtest) = backtest {
-        backtest_section(&mut html, report, backtest);
+    if let Some(view) = backtest {
+        backtest_section(&mut html, report, view);
     }
     workloads(&mut html, report, backtest);
     cost_model(&mut html, report);
@@ -149,7 +165,7 @@ pub fn page(report: &Report, backtest: Option<&Backtest>) -> String {
     html
 }
 
-fn header(html: &mut String, report: &Report, backtest: Option<&Backtest>, title: &str) {
+fn header(html: &mut String, report: &Report, backtest: Option<BacktestView<'_>>, title: &str) {
     let _ = writeln!(
         html,
         "<header>\n<h1>{}</h1>\n<p class=\"meta\">Recommendations as of <strong>{}</strong> from {} of history · \
@@ -166,10 +182,12 @@ fn header(html: &mut String, report: &Report, backtest: Option<&Backtest>, title
                 .to_string()
         ),
     );
-    if let Some(b) = backtest {
+    if let Some(view) = backtest {
+        let b = view.backtest;
         let _ = writeln!(
             html,
-            "<p class=\"meta\">Backtest: replayed the {} after that instant at {} steps ({} queries).</p>",
+            "<p class=\"meta\">Backtest: the recommendations made at <strong>{}</strong>, replayed over the {} after it at {} steps ({} queries).</p>",
+            escape(&view.report.at.format("%Y-%m-%d %H:%M UTC").to_string()),
             escape(&cells::duration(b.horizon_s.max(0) as u64)),
             escape(&cells::duration(b.step_s.max(0) as u64)),
             b.queries
@@ -505,9 +523,19 @@ fn count(n: Option<u64>) -> String {
     n.map_or_else(|| "-".to_string(), |n| n.to_string())
 }
 
-fn backtest_section(html: &mut String, report: &Report, backtest: &Backtest) {
+fn backtest_section(html: &mut String, page_report: &Report, view: BacktestView<'_>) {
+    let (report, backtest) = (view.report, view.backtest);
     let t = backtest.totals();
-    html.push_str("<section id=\"backtest\">\n<h2>Backtest</h2>\n<ul class=\"muted\">\n");
+    html.push_str("<section id=\"backtest\">\n<h2>Backtest</h2>\n");
+    if !view.same_as(page_report) {
+        let _ = writeln!(
+            html,
+            "<p>What the recommendations made at <strong>{}</strong>, from the history before then, would have met since: \
+             the evidence for trusting the ones above. Rows are the containers recommended then.</p>",
+            escape(&report.at.format("%Y-%m-%d %H:%M UTC").to_string())
+        );
+    }
+    html.push_str("<ul class=\"muted\">\n");
     for line in summary_lines(report, backtest) {
         let _ = writeln!(html, "<li>{}</li>", escape(&line));
     }
@@ -811,7 +839,7 @@ fn distributions(rec: &Recommendation, replay: Option<&ContainerReplay>) -> [Dis
     ]
 }
 
-fn workloads(html: &mut String, report: &Report, backtest: Option<&Backtest>) {
+fn workloads(html: &mut String, report: &Report, backtest: Option<BacktestView<'_>>) {
     html.push_str("<section id=\"workloads\">\n<h2>Workloads</h2>\n<p class=\"muted\">Per container: the usage percentiles of the engine's decaying histogram \
         (recent samples weigh more) against the current values (blue, dashed) and the recommended ones (green request, orange limit). \
         Hover a mark for its value.</p>\n<input id=\"filter\" type=\"search\" placeholder=\"Filter by namespace, workload, container, team…\" aria-label=\"Filter workloads\"> \
@@ -821,7 +849,18 @@ fn workloads(html: &mut String, report: &Report, backtest: Option<&Backtest>) {
         let id = recommendation_id(workload);
         let team = team_of(report, rec);
         let pool = node_pool_of(report, rec);
-        let replay = backtest.and_then(|b| b.replay_of(&rec.target));
+        let replay = backtest.and_then(|view| view.backtest.replay_of(&rec.target));
+        // The values the replay held usage against, when they are not this
+        // page's recommendation.
+        let replayed = backtest
+            .filter(|view| !view.same_as(report))
+            .and_then(|view| {
+                view.report
+                    .recommendations
+                    .iter()
+                    .find(|r| r.target == rec.target)
+                    .map(|r| (view.report.at, r.recommended))
+            });
         let search = format!(
             "{} {} {} {} {}",
             cells::workload(rec),
@@ -922,9 +961,21 @@ fn workloads(html: &mut String, report: &Report, backtest: Option<&Backtest>) {
         html.push_str("</div>\n");
         if let Some(r) = replay {
             let x = &r.recommended;
+            let values = match replayed {
+                Some((at, values)) => format!(
+                    "the values recommended at {} (CPU request {}, limit {}; memory request {}, limit {})",
+                    at.format("%Y-%m-%d %H:%M UTC"),
+                    cells::cpu(values.cpu_request),
+                    cells::cpu(values.cpu_limit),
+                    cells::memory(values.memory_request),
+                    cells::memory(values.memory_limit)
+                ),
+                None => "the recommended values".to_string(),
+            };
             let _ = writeln!(
                 html,
-                "<p class=\"replay\">Backtest with the recommended values: {} would-be OOM kill(s), {} memory sample(s) over the limit, CPU above the request {}, above the limit {}; {} saved over {:.1} pod-hours; {} OOM kill(s) happened.</p>",
+                "<p class=\"replay\">Backtest with {}: {} would-be OOM kill(s), {} memory sample(s) over the limit, CPU above the request {}, above the limit {}; {} saved over {:.1} pod-hours; {} OOM kill(s) happened.</p>",
+                escape(&values),
                 escape(&count(x.oom_kills)),
                 escape(&count(x.memory_over_limit_samples)),
                 escape(&pod_hours_cell(x.cpu_over_request_seconds)),
