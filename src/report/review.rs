@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 
 use crate::cluster::crd::object_name;
-use crate::config::{Config, PricingConfig};
+use crate::config::{Config, PricingConfig, WELL_KNOWN_NODE_POOL_LABELS};
 use crate::domain::{WorkloadKind, WorkloadRef};
 use crate::plan::{self, ChangeReason, ContainerChange, Decision, Guardrails, Mode, WorkloadView};
 use crate::recommend::Recommendation;
@@ -179,7 +179,7 @@ impl ReviewContext {
                 pricing
                     .node_pool_label
                     .clone()
-                    .unwrap_or_else(|| "well-known pool labels".to_string())
+                    .unwrap_or_else(|| WELL_KNOWN_NODE_POOL_LABELS.join(" or "))
             }),
             team_label: config.report.team_label.clone(),
             mode: config.guardrails.mode,
