@@ -29,6 +29,14 @@ pub struct Cli {
 pub enum Command {
     /// Recommend requests and limits for every workload (reads Prometheus only).
     Recommend(RecommendArgs),
+    /// The FinOps review: recommendations with dollars by namespace and team,
+    /// node-pool prices, risks and what to approve (`-o html`: one
+    /// self-contained page; see docs/report.md).
+    Report(ReportArgs),
+    /// Recommend as of --at from the history before it, then replay the
+    /// horizon after it: would-be OOM kills, CPU above request and limit,
+    /// dollars saved (see docs/backtest.md).
+    Backtest(BacktestArgs),
     /// Run the closed loop on the built-in simulated cluster (default scenario).
     Demo(DemoArgs),
     /// Run a simulation scenario file (see simulations/).
@@ -82,6 +90,28 @@ pub struct RecommendArgs {
     /// Never draw a progress bar.
     #[arg(long)]
     pub no_progress: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub common: RecommendArgs,
+    /// With -o html: also backtest the recommendations made this long
+    /// before --at over the time since, e.g. 14d (see docs/backtest.md).
+    #[arg(long, value_parser = parse_duration)]
+    pub backtest: Option<Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct BacktestArgs {
+    #[command(flatten)]
+    pub common: RecommendArgs,
+    /// Length of the replay after --at (default --at: now minus this).
+    #[arg(long, value_parser = parse_duration, default_value = "14d")]
+    pub horizon: Duration,
+    /// Step of the replay's range queries (default: history.resolution).
+    #[arg(long, value_parser = parse_duration)]
+    pub step: Option<Duration>,
 }
 
 #[derive(Debug, Args)]
@@ -277,6 +307,8 @@ fn init_logging(format: &str) {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Recommend(args) => recommend(args).await,
+        Command::Report(args) => review(args).await,
+        Command::Backtest(args) => backtest(args).await,
         Command::Demo(args) => {
             let scenario = crate::sim::builtin::default_scenario()?;
             let models = crate::sim::builtin::models()?;
@@ -442,18 +474,24 @@ fn load_config(args: &RecommendArgs) -> Result<Config, ExitCode> {
     Ok(config)
 }
 
-async fn recommend(args: RecommendArgs) -> anyhow::Result<ExitCode> {
-    let config = match load_config(&args) {
-        Ok(c) => c,
-        Err(code) => return Ok(code),
-    };
+/// The config and the evaluation instant (`--at`, else now); exit code 2
+/// with the reason on stderr when either is wrong.
+fn config_and_at(args: &RecommendArgs) -> Result<(Config, DateTime<Utc>), ExitCode> {
+    let config = load_config(args)?;
     if let Some(at) = args.at
         && let Err(e) = check_at(at)
     {
         eprintln!("tailor: error: {e}");
-        return Ok(ExitCode::from(2));
+        return Err(ExitCode::from(2));
     }
-    let at = args.at.unwrap_or_else(Utc::now);
+    Ok((config, args.at.unwrap_or_else(Utc::now)))
+}
+
+async fn recommend(args: RecommendArgs) -> anyhow::Result<ExitCode> {
+    let (config, at) = match config_and_at(&args) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
     let bar = progress_bar(
         !args.no_progress,
         "{spinner} reading usage {bar:30} {pos}/{len} queries {elapsed}",
@@ -479,6 +517,7 @@ async fn recommend(args: RecommendArgs) -> anyhow::Result<ExitCode> {
             .into_iter()
             .map(|(reason, count)| SkippedSeries { reason, count })
             .collect(),
+        review: None,
     };
     let width = terminal_width();
     match &args.output {
@@ -501,6 +540,260 @@ async fn recommend(args: RecommendArgs) -> anyhow::Result<ExitCode> {
             "no workloads found: check --namespace and that kube-state-metrics is scraped"
         );
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes to `path`, or to stdout when there is none.
+fn write_output(
+    path: Option<&Path>,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> anyhow::Result<()> {
+    match path {
+        Some(path) => {
+            let file = std::fs::File::create(path)
+                .with_context(|| format!("creating {}", path.display()))?;
+            let mut out = std::io::BufWriter::new(file);
+            write(&mut out)?;
+            out.flush()?;
+        }
+        None => {
+            let stdout = std::io::stdout();
+            let mut out = stdout.lock();
+            write(&mut out)?;
+            out.flush()?;
+        }
+    }
+    Ok(())
+}
+
+/// A recommend-only pass as of `at` with what a review adds: team labels
+/// and node pools (re-pricing each container at its pool's prices), and,
+/// when `approvals`, what approving each change means.
+async fn review_report(
+    config: &Config,
+    at: DateTime<Utc>,
+    approvals: bool,
+    show_progress: bool,
+) -> anyhow::Result<(Report, crate::metrics::PromClient)> {
+    use crate::report::review::{self as review_mod, ReviewContext, WorkloadReview};
+    let client = crate::metrics::PromClient::new(&config.prometheus)
+        .context("configuring the Prometheus client")?;
+    let bar = progress_bar(
+        show_progress,
+        "{spinner} reading usage {bar:30} {pos}/{len} queries {elapsed}",
+    );
+    let progress = |done: u64, total: u64| advance(&bar, done, total);
+    let outcome = scan::scan_with(&client, config, at.timestamp(), &progress).await?;
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let workloads: Vec<crate::domain::WorkloadRef> = outcome
+        .recommendations
+        .iter()
+        .map(|r| r.target.workload.clone())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let placements = crate::backtest::context::placements(
+        &client,
+        config,
+        &workloads,
+        outcome.at,
+        outcome.window_s,
+    )
+    .await?;
+    let mut context = ReviewContext::from_config(config);
+    context.workloads = placements
+        .into_iter()
+        .map(|(w, p)| {
+            (
+                w,
+                WorkloadReview {
+                    team: p.team,
+                    node_pool: p.node_pool,
+                    approval: None,
+                },
+            )
+        })
+        .collect();
+    let mut report = Report {
+        generated_at: Utc::now(),
+        at: DateTime::from_timestamp(outcome.at, 0).unwrap_or(at),
+        history_seconds: outcome.window_s.max(0) as u64,
+        source: outcome.source,
+        queries: 0,
+        pricing: review_mod::pricing_summary(&config.pricing),
+        recommendations: outcome.recommendations,
+        skipped_series: outcome
+            .skipped
+            .into_iter()
+            .map(|(reason, count)| SkippedSeries { reason, count })
+            .collect(),
+        review: Some(context),
+    };
+    report.reprice();
+    if approvals {
+        let listed = review_mod::approvals(&report.recommendations, &config.guardrails, outcome.at);
+        if let Some(context) = report.review.as_mut() {
+            for (workload, approval) in listed {
+                context.workloads.entry(workload).or_default().approval = Some(approval);
+            }
+        }
+    }
+    report.queries = client.counts().queries;
+    Ok((report, client))
+}
+
+/// `tailor report`: the review of the recommendations as of `--at` (now),
+/// with `--backtest` the replay of those made that long before.
+async fn review(args: ReportArgs) -> anyhow::Result<ExitCode> {
+    let (config, at) = match config_and_at(&args.common) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let show_progress = !args.common.no_progress;
+    let past = match args.backtest {
+        None => None,
+        Some(_) if args.common.format != Format::Html => {
+            eprintln!(
+                "tailor: error: --backtest is shown with -o html only; for {} run tailor backtest --at … --horizon …",
+                args.common.format
+            );
+            return Ok(ExitCode::from(2));
+        }
+        Some(horizon) => {
+            let since =
+                at - chrono::Duration::from_std(horizon).unwrap_or(chrono::Duration::zero());
+            if let Err(e) = backtest_plan(since, horizon, config.history.resolution, Utc::now()) {
+                eprintln!("tailor: error: --backtest: {e}");
+                return Ok(ExitCode::from(2));
+            }
+            Some(
+                run_backtest(
+                    &config,
+                    since,
+                    horizon,
+                    config.history.resolution,
+                    show_progress,
+                )
+                .await?,
+            )
+        }
+    };
+    let (report, _) = review_report(&config, at, true, show_progress).await?;
+    let options = RenderOptions {
+        width: terminal_width(),
+    };
+    write_output(args.common.output.as_deref(), |out| match &past {
+        Some((past_report, backtest)) => report::html::write(
+            &report,
+            Some(report::html::BacktestView {
+                report: past_report,
+                backtest,
+            }),
+            &mut &mut *out,
+        ),
+        None => report::render(&report, args.common.format, &mut &mut *out, &options),
+    })?;
+    if report.recommendations.is_empty() {
+        tracing::warn!(
+            "no workloads found: check --namespace and that kube-state-metrics is scraped"
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Recommends as of `at` (with teams and node-pool prices) and replays the
+/// `horizon` after it.
+async fn run_backtest(
+    config: &Config,
+    at: DateTime<Utc>,
+    horizon: Duration,
+    step: Duration,
+    show_progress: bool,
+) -> anyhow::Result<(Report, crate::backtest::Backtest)> {
+    let (report, client) = review_report(config, at, false, show_progress).await?;
+    let plan = crate::backtest::run::ReplayPlan {
+        at: report.at.timestamp(),
+        horizon_s: horizon.as_secs() as i64,
+        step_s: step.as_secs().max(1) as i64,
+        chunk_s: config.history.chunk.as_secs().max(1) as i64,
+    };
+    let bar = progress_bar(
+        show_progress,
+        "{spinner} replaying {bar:30} {pos}/{len} queries {elapsed}",
+    );
+    let progress = |done: u64, total: u64| advance(&bar, done, total);
+    let result = crate::backtest::run::replay(&client, config, &report, &plan, &progress).await?;
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    Ok((report, result))
+}
+
+/// Checks the backtest's flags against each other and the clock; the
+/// replay's step defaults to `history.resolution`.
+pub fn backtest_plan(
+    at: DateTime<Utc>,
+    horizon: Duration,
+    step: Duration,
+    now: DateTime<Utc>,
+) -> Result<(), String> {
+    let show = |d: Duration| duration_text::format(d);
+    if step < Duration::from_secs(15) || step > Duration::from_secs(3600) {
+        return Err(format!(
+            "--step {} is outside 15s to 1h; write e.g. 5m (the default is history.resolution)",
+            show(step)
+        ));
+    }
+    if horizon < step.max(Duration::from_secs(3600)) {
+        return Err(format!(
+            "--horizon {} is shorter than an hour (or one step); write e.g. 14d",
+            show(horizon)
+        ));
+    }
+    let end = at + chrono::Duration::from_std(horizon).unwrap_or(chrono::Duration::MAX);
+    if end > now + chrono::Duration::minutes(5) {
+        return Err(format!(
+            "--at {} plus --horizon {} ends at {}, in the future: there is nothing to replay there;              give an earlier --at, a shorter --horizon, or omit --at (now minus the horizon)",
+            at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            show(horizon),
+            end.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        ));
+    }
+    Ok(())
+}
+
+/// `tailor backtest`.
+async fn backtest(args: BacktestArgs) -> anyhow::Result<ExitCode> {
+    let config = match load_config(&args.common) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let now = Utc::now();
+    let horizon = args.horizon;
+    let step = args.step.unwrap_or(config.history.resolution);
+    let at = args.common.at.unwrap_or_else(|| {
+        now - chrono::Duration::from_std(horizon).unwrap_or(chrono::Duration::zero())
+    });
+    if let Err(e) = backtest_plan(at, horizon, step, now) {
+        eprintln!("tailor: error: {e}");
+        return Ok(ExitCode::from(2));
+    }
+    let (report, result) =
+        run_backtest(&config, at, horizon, step, !args.common.no_progress).await?;
+    let options = RenderOptions {
+        width: terminal_width(),
+    };
+    write_output(args.common.output.as_deref(), |out| {
+        report::backtest::render(
+            &report,
+            &result,
+            args.common.format,
+            &mut &mut *out,
+            &options,
+        )
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -39,6 +39,8 @@ pub struct Config {
     /// Slack, webhook and Teams notifications (reference:
     /// `docs/notifications.md`).
     pub notifications: crate::notify::config::NotificationsConfig,
+    /// What `tailor report` groups by and shows (reference: `docs/report.md`).
+    pub report: ReportConfig,
 }
 
 /// The `rollout:` section: [`crate::rollout::RolloutSettings`] with
@@ -430,6 +432,75 @@ pub struct HistoryConfig {
 pub struct PricingConfig {
     pub cpu_core_hour_usd: f64,
     pub memory_gib_hour_usd: f64,
+    /// Where the prices come from, printed in reports; unset: the defaults'
+    /// source when the prices are the defaults, else "set in the config".
+    pub source: Option<String>,
+    /// The node label naming a node's pool; unset: the first of
+    /// [`WELL_KNOWN_NODE_POOL_LABELS`] a node carries.
+    pub node_pool_label: Option<String>,
+    /// Prices of the pods running on these pools, instead of the above.
+    pub node_pools: Vec<NodePoolPricing>,
+}
+
+/// Where the default prices come from.
+pub const DEFAULT_PRICING_SOURCE: &str =
+    "AWS Fargate on-demand, Linux/x86, us-east-1 (aws.amazon.com/fargate/pricing)";
+
+/// Node labels that name a node pool on the common managed Kubernetes
+/// services, tried in this order when `pricing.node_pool_label` is unset.
+pub const WELL_KNOWN_NODE_POOL_LABELS: [&str; 4] = [
+    "karpenter.sh/nodepool",
+    "eks.amazonaws.com/nodegroup",
+    "cloud.google.com/gke-nodepool",
+    "kubernetes.azure.com/agentpool",
+];
+
+/// Prices of one node pool: pods whose nodes carry the pool label with
+/// value `name` are priced with these.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodePoolPricing {
+    pub name: String,
+    pub cpu_core_hour_usd: f64,
+    pub memory_gib_hour_usd: f64,
+    #[serde(default)]
+    pub source: Option<String>,
+}
+
+impl PricingConfig {
+    /// The text reports print for where the prices come from.
+    pub fn source_text(&self) -> String {
+        match &self.source {
+            Some(source) => source.clone(),
+            None if self.cpu_core_hour_usd == PricingConfig::default().cpu_core_hour_usd
+                && self.memory_gib_hour_usd == PricingConfig::default().memory_gib_hour_usd =>
+            {
+                DEFAULT_PRICING_SOURCE.to_string()
+            }
+            None => "set in the config (pricing.cpu_core_hour_usd, pricing.memory_gib_hour_usd)"
+                .to_string(),
+        }
+    }
+}
+
+/// The `report:` section: how `tailor report` groups and ranks.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReportConfig {
+    /// Pod label whose value names the team owning a workload
+    /// (`kube_pod_labels`); unset: no savings by team.
+    pub team_label: Option<String>,
+    /// How many containers the "top savings" chart shows.
+    pub top: usize,
+}
+
+impl Default for ReportConfig {
+    fn default() -> Self {
+        ReportConfig {
+            team_label: None,
+            top: 10,
+        }
+    }
 }
 
 /// Which workloads are looked at.
@@ -632,6 +703,9 @@ impl Default for PricingConfig {
         PricingConfig {
             cpu_core_hour_usd: 0.04048,
             memory_gib_hour_usd: 0.004445,
+            source: None,
+            node_pool_label: None,
+            node_pools: Vec::new(),
         }
     }
 }
@@ -1000,6 +1074,7 @@ impl Config {
         self.notifications
             .check()
             .map_err(|e| problem(e.key, e.problem, e.fix))?;
+        check_report(&self.report)?;
         Ok(())
     }
 
@@ -1560,7 +1635,65 @@ fn check_pricing(p: &PricingConfig) -> Check {
         p.memory_gib_hour_usd,
         "GiB-hour",
         "0.004445",
-    )
+    )?;
+    if let Some(label) = &p.node_pool_label {
+        check_label_key(label).map_err(|e| {
+            problem(
+                "pricing.node_pool_label",
+                e,
+                "write the node label naming the pool, e.g. karpenter.sh/nodepool",
+            )
+        })?;
+    }
+    check_names(
+        "pricing.node_pools",
+        "node pool",
+        "`name: spot` (the value of the node pool label)",
+        p.node_pools.iter().map(|pool| pool.name.as_str()),
+    )?;
+    for (i, pool) in p.node_pools.iter().enumerate() {
+        let at = format!("pricing.node_pools[{i}]");
+        check_label_value(&pool.name).map_err(|e| {
+            problem(
+                format!("{at}.name"),
+                e,
+                "write the value the node pool label has on the pool's nodes, e.g. spot",
+            )
+        })?;
+        price(
+            &format!("{at}.cpu_core_hour_usd"),
+            pool.cpu_core_hour_usd,
+            "vCPU-hour",
+            "0.0121",
+        )?;
+        price(
+            &format!("{at}.memory_gib_hour_usd"),
+            pool.memory_gib_hour_usd,
+            "GiB-hour",
+            "0.0013",
+        )?;
+    }
+    Ok(())
+}
+
+fn check_report(r: &ReportConfig) -> Check {
+    if let Some(label) = &r.team_label {
+        check_label_key(label).map_err(|e| {
+            problem(
+                "report.team_label",
+                e,
+                "write the pod label naming the owning team, e.g. team or app.kubernetes.io/part-of",
+            )
+        })?;
+    }
+    if r.top == 0 {
+        return Err(problem(
+            "report.top",
+            "0 containers would leave the top-savings chart empty",
+            "write at least 1, e.g. 10 (the default)",
+        ));
+    }
+    Ok(())
 }
 
 fn check_selection(s: &SelectionConfig) -> Check {
@@ -2185,6 +2318,13 @@ mod tests {
             ("pricing: {cpu_core_hour_usd: -1}", "pricing.cpu_core_hour_usd", "per vCPU-hour"),
             ("pricing: {memory_gib_hour_usd: .nan}", "pricing.memory_gib_hour_usd", "per GiB-hour"),
             ("pricing: {memory_gib_hour_usd: .inf}", "pricing.memory_gib_hour_usd", "zero or more"),
+            ("pricing: {node_pool_label: 'Bad Label'}", "pricing.node_pool_label", "karpenter.sh/nodepool"),
+            ("pricing: {node_pools: [{name: spot, cpu_core_hour_usd: 0.01, memory_gib_hour_usd: 0.001}, {name: spot, cpu_core_hour_usd: 0.01, memory_gib_hour_usd: 0.001}]}", "pricing.node_pools[1].name", "unique name"),
+            ("pricing: {node_pools: [{name: '', cpu_core_hour_usd: 0.01, memory_gib_hour_usd: 0.001}]}", "pricing.node_pools[0].name", "value of the node pool label"),
+            ("pricing: {node_pools: [{name: spot, cpu_core_hour_usd: -0.01, memory_gib_hour_usd: 0.001}]}", "pricing.node_pools[0].cpu_core_hour_usd", "per vCPU-hour"),
+            ("pricing: {node_pools: [{name: spot, cpu_core_hour_usd: 0.01, memory_gib_hour_usd: .nan}]}", "pricing.node_pools[0].memory_gib_hour_usd", "per GiB-hour"),
+            ("report: {team_label: '-team'}", "report.team_label", "app.kubernetes.io/part-of"),
+            ("report: {top: 0}", "report.top", "at least 1"),
             ("selection: {namespaces: ['*-prod']}", "selection.namespaces[0]", "`.*-prod`"),
             ("selection: {exclude_namespaces: [ok, 'a(b']}", "selection.exclude_namespaces[1]", "not globs"),
             ("selection: {namespaces: ['']}", "selection.namespaces[0]", "remove it"),
@@ -2718,6 +2858,12 @@ mod tests {
                 name: "Grafana".into(),
                 url: "https://g/{name}".into(),
             });
+        config.pricing.node_pools.push(NodePoolPricing {
+            name: "spot".into(),
+            cpu_core_hour_usd: 0.01,
+            memory_gib_hour_usd: 0.001,
+            source: None,
+        });
         let value = serde_yaml_ng::to_value(&config).unwrap();
         let mut keys = Vec::new();
         collect_keys(&value, "", &mut keys);

@@ -9,6 +9,7 @@
 
 pub mod agent;
 pub mod app;
+pub mod backtest;
 pub mod cluster;
 pub mod config;
 pub mod daemon;

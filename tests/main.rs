@@ -6,11 +6,13 @@ mod support;
 
 mod apiserver;
 mod approve;
+mod backtest;
 mod e2e;
 mod faults;
 mod harness;
 mod kube_cluster;
 mod notify;
 mod recommend;
+mod report_html;
 mod simulations;
 mod slo_source;

@@ -25,7 +25,7 @@ const MIB: f64 = 1_048_576.0;
 
 /// A value fixed for each 5-minute step of the grid (so `rate` over that
 /// step recovers it exactly), spread over [lo, hi) by a hash of the step.
-fn stepped(lo: f64, hi: f64, salt: u64) -> UsageFn {
+pub fn stepped(lo: f64, hi: f64, salt: u64) -> UsageFn {
     Arc::new(move |t, replica| {
         // The grid step that ends at or after t: samples in (k·STEP, (k+1)·STEP].
         let step = (t + STEP - 1).div_euclid(STEP);

@@ -96,7 +96,9 @@ pub fn batches<'a>(
     out
 }
 
-fn batch_scope(base: &Scope, namespaces: &[&str]) -> Scope {
+/// The scope of one batch of namespaces: one exact namespace, or an
+/// alternation of escaped names.
+pub fn batch_scope(base: &Scope, namespaces: &[&str]) -> Scope {
     if let [one] = namespaces {
         base.namespace(one)
     } else {

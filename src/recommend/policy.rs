@@ -581,6 +581,7 @@ mod tests {
         let pricing = PricingConfig {
             cpu_core_hour_usd: 0.04,
             memory_gib_hour_usd: 0.005,
+            ..PricingConfig::default()
         };
         let r = Resources {
             cpu_request: Some(MilliCores(500)),

@@ -14,6 +14,7 @@ use std::io;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::review::{approve_command, node_pool_of, recommendation_id, team_of};
 use super::{HOURS_PER_MONTH, Report, round_cents, strip_credentials};
 use crate::domain::Resources;
 use crate::recommend::{ConfidenceLevel, Evidence, Recommendation};
@@ -35,6 +36,8 @@ pub struct ReportDocument {
     pub totals: TotalsDocument,
     pub skipped_series: Vec<SkippedSeriesDocument>,
     pub recommendations: Vec<RecommendationDocument>,
+    /// What `tailor report` adds; null from `tailor recommend`.
+    pub review: Option<ReviewDocument>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -42,6 +45,34 @@ pub struct PricingDocument {
     pub cpu_core_hour_usd: Option<f64>,
     pub memory_gib_hour_usd: Option<f64>,
     pub hours_per_month: f64,
+    /// Where the default prices come from; null from `tailor recommend`.
+    pub source: Option<String>,
+    pub node_pools: Vec<NodePoolDocument>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NodePoolDocument {
+    pub name: String,
+    pub cpu_core_hour_usd: Option<f64>,
+    pub memory_gib_hour_usd: Option<f64>,
+    pub source: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReviewDocument {
+    /// `guardrails.mode` of the config.
+    pub mode: String,
+    pub team_label: Option<String>,
+    pub node_pool_label: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ApprovalDocument {
+    /// `needs-approval`, `fast-path`, `skipped` or `not-managed`.
+    pub status: String,
+    pub fingerprint: Option<String>,
+    pub command: Option<String>,
+    pub detail: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -77,6 +108,12 @@ pub struct RecommendationDocument {
     pub savings_per_month_usd: Option<f64>,
     pub evidence: EvidenceDocument,
     pub skipped_reason: Option<String>,
+    /// The Recommendation approvals are recorded on (`namespace/kind-name`);
+    /// null for kinds tailor does not change.
+    pub id: Option<String>,
+    pub team: Option<String>,
+    pub node_pool: Option<String>,
+    pub approval: Option<ApprovalDocument>,
 }
 
 /// Requests and limits; `None` (null) means not set.
@@ -140,6 +177,18 @@ impl From<&Report> for ReportDocument {
                 cpu_core_hour_usd: finite(report.pricing.cpu_core_hour_usd),
                 memory_gib_hour_usd: finite(report.pricing.memory_gib_hour_usd),
                 hours_per_month: HOURS_PER_MONTH,
+                source: report.review.as_ref().map(|r| r.pricing_source.clone()),
+                node_pools: report
+                    .review
+                    .iter()
+                    .flat_map(|r| &r.node_pools)
+                    .map(|pool| NodePoolDocument {
+                        name: pool.name.clone(),
+                        cpu_core_hour_usd: finite(pool.pricing.cpu_core_hour_usd),
+                        memory_gib_hour_usd: finite(pool.pricing.memory_gib_hour_usd),
+                        source: pool.source.clone(),
+                    })
+                    .collect(),
             },
             totals: TotalsDocument {
                 containers: totals.containers,
@@ -164,8 +213,29 @@ impl From<&Report> for ReportDocument {
             recommendations: report
                 .sorted_recommendations()
                 .into_iter()
-                .map(RecommendationDocument::from)
+                .map(|rec| {
+                    let mut doc = RecommendationDocument::from(rec);
+                    doc.team = team_of(report, rec);
+                    doc.node_pool = node_pool_of(report, rec);
+                    doc.approval = report
+                        .review
+                        .as_ref()
+                        .and_then(|r| r.workloads.get(&rec.target.workload))
+                        .and_then(|w| w.approval.as_ref())
+                        .map(|approval| ApprovalDocument {
+                            status: approval.status().to_string(),
+                            fingerprint: approval.fingerprint().map(str::to_string),
+                            command: approve_command(&rec.target.workload),
+                            detail: approval.detail(),
+                        });
+                    doc
+                })
                 .collect(),
+            review: report.review.as_ref().map(|r| ReviewDocument {
+                mode: r.mode.as_str().to_string(),
+                team_label: r.team_label.clone(),
+                node_pool_label: r.node_pool_label.clone(),
+            }),
         }
     }
 }
@@ -186,6 +256,10 @@ impl From<&Recommendation> for RecommendationDocument {
             savings_per_month_usd: cents(rec.savings_per_month_usd),
             evidence: EvidenceDocument::from(&rec.evidence),
             skipped_reason: rec.skipped_reason.clone(),
+            id: recommendation_id(&rec.target.workload),
+            team: None,
+            node_pool: None,
+            approval: None,
         }
     }
 }
@@ -249,19 +323,19 @@ impl From<&Evidence> for EvidenceDocument {
     }
 }
 
-fn timestamp(t: DateTime<Utc>) -> String {
+pub(super) fn timestamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-fn finite(x: f64) -> Option<f64> {
+pub(super) fn finite(x: f64) -> Option<f64> {
     x.is_finite().then_some(x)
 }
 
-fn cents(usd: f64) -> Option<f64> {
+pub(super) fn cents(usd: f64) -> Option<f64> {
     finite(round_cents(usd))
 }
 
-fn to_io(err: impl std::error::Error + Send + Sync + 'static) -> io::Error {
+pub(super) fn to_io(err: impl std::error::Error + Send + Sync + 'static) -> io::Error {
     io::Error::other(err)
 }
 

@@ -1,14 +1,15 @@
 //! CSV for spreadsheets: a header, then one row per container with the
 //! contract's values flattened (`current_cpu_request_millicores`, …). A null
-//! in the JSON contract is an empty cell here. Columns are public API, listed
-//! in `docs/output.md`; new columns are only ever appended.
+//! in the JSON contract is an empty cell here, and costs per container are
+//! added for sums in a spreadsheet. Columns are public API, listed in
+//! `docs/output.md`; new columns are only ever appended.
 
 use std::io;
 
-use super::Report;
 use super::contract::{RecommendationDocument, ReportDocument, ResourcesDocument};
+use super::{Report, monthly_cost_usd};
 
-pub const COLUMNS: [&str; 35] = [
+pub const COLUMNS: [&str; 43] = [
     "namespace",
     "workload_kind",
     "workload",
@@ -44,14 +45,48 @@ pub const COLUMNS: [&str; 35] = [
     "oom_kills",
     "restarts",
     "notes",
+    "id",
+    "team",
+    "node_pool",
+    "current_cost_per_month_usd",
+    "recommended_cost_per_month_usd",
+    "approval_status",
+    "approval_fingerprint",
+    "approve_command",
 ];
 
 pub(super) fn write(report: &Report, out: &mut impl io::Write) -> io::Result<()> {
     let document = ReportDocument::from(report);
     let mut writer = csv::Writer::from_writer(out);
     writer.write_record(COLUMNS)?;
-    for rec in &document.recommendations {
-        writer.write_record(row(rec))?;
+    // The document lists containers in report order, like this.
+    for (doc, rec) in document
+        .recommendations
+        .iter()
+        .zip(report.sorted_recommendations())
+    {
+        let pricing = report.pricing_for(rec);
+        let cost = |r| {
+            format!(
+                "{:.2}",
+                monthly_cost_usd(r, rec.evidence.cost_replicas(), &pricing)
+            )
+        };
+        let mut cells = row(doc);
+        let approval = doc.approval.as_ref();
+        cells.extend([
+            doc.id.clone().unwrap_or_default(),
+            doc.team.clone().unwrap_or_default(),
+            doc.node_pool.clone().unwrap_or_default(),
+            cost(&rec.current),
+            cost(&rec.recommended),
+            approval.map(|a| a.status.clone()).unwrap_or_default(),
+            approval
+                .and_then(|a| a.fingerprint.clone())
+                .unwrap_or_default(),
+            approval.and_then(|a| a.command.clone()).unwrap_or_default(),
+        ]);
+        writer.write_record(cells)?;
     }
     writer.flush()
 }

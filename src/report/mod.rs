@@ -1,7 +1,8 @@
 //! Renders the result of `tailor recommend`: a [`Report`] written as a text
-//! table for terminals, JSON or YAML for machines, CSV for spreadsheets, or
-//! Markdown for pull requests and chat. Also owns the cost model that prices
-//! requests in $/month.
+//! table for terminals, JSON or YAML for machines, CSV for spreadsheets,
+//! Markdown for pull requests and chat, or one self-contained HTML page for
+//! a FinOps review ([`html`]). Also owns the cost model that prices requests
+//! in $/month, and renders `tailor backtest` results ([`backtest`]).
 //!
 //! JSON and YAML follow a versioned contract (`docs/output.md`) built from
 //! dedicated serde structs in [`contract`], so renaming an internal type or
@@ -12,11 +13,15 @@
 //! Nothing here decides what to recommend or talks to Prometheus; the caller
 //! passes a finished [`Report`] and a writer.
 
+pub mod backtest;
 pub mod contract;
+pub mod html;
+pub mod review;
 
 mod cells;
 mod csv_rows;
 mod markdown;
+mod review_text;
 mod table;
 
 #[cfg(test)]
@@ -52,6 +57,9 @@ pub struct Report {
     pub recommendations: Vec<Recommendation>,
     /// Data problems counted while reading usage, e.g. "NaN sample dropped".
     pub skipped_series: Vec<SkippedSeries>,
+    /// Teams, node pools and approvals, for `tailor report`; `None` for
+    /// `tailor recommend`.
+    pub review: Option<review::ReviewContext>,
 }
 
 /// Prices the cost model uses, per unit of request per hour.
@@ -121,13 +129,11 @@ impl Report {
                 .recommended_memory_request
                 .0
                 .saturating_add(memory(&rec.recommended));
+            let pricing = self.pricing_for(rec);
             totals.current_cost_per_month_usd +=
-                monthly_cost_usd(&rec.current, rec.evidence.cost_replicas(), &self.pricing);
-            totals.recommended_cost_per_month_usd += monthly_cost_usd(
-                &rec.recommended,
-                rec.evidence.cost_replicas(),
-                &self.pricing,
-            );
+                monthly_cost_usd(&rec.current, rec.evidence.cost_replicas(), &pricing);
+            totals.recommended_cost_per_month_usd +=
+                monthly_cost_usd(&rec.recommended, rec.evidence.cost_replicas(), &pricing);
             totals.savings_per_month_usd += rec.savings_per_month_usd;
             totals.containers += 1;
             if rec.skipped_reason.is_some() {
@@ -169,6 +175,7 @@ pub fn monthly_cost_usd(resources: &Resources, replicas: f64, pricing: &PricingS
         &crate::config::PricingConfig {
             cpu_core_hour_usd: pricing.cpu_core_hour_usd,
             memory_gib_hour_usd: pricing.memory_gib_hour_usd,
+            ..crate::config::PricingConfig::default()
         },
     )
 }
@@ -215,15 +222,18 @@ pub enum Format {
     Yaml,
     Csv,
     Markdown,
+    /// One self-contained page (inline CSS and SVG, works offline).
+    Html,
 }
 
 impl Format {
-    pub const ALL: [Format; 5] = [
+    pub const ALL: [Format; 6] = [
         Format::Table,
         Format::Json,
         Format::Yaml,
         Format::Csv,
         Format::Markdown,
+        Format::Html,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -233,6 +243,7 @@ impl Format {
             Format::Yaml => "yaml",
             Format::Csv => "csv",
             Format::Markdown => "markdown",
+            Format::Html => "html",
         }
     }
 }
@@ -245,7 +256,7 @@ impl fmt::Display for Format {
 
 /// An output format name that is not one of [`Format::ALL`].
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("unknown output format {0:?}; expected one of: table, json, yaml, csv, markdown")]
+#[error("unknown output format {0:?}; expected one of: table, json, yaml, csv, markdown, html")]
 pub struct UnknownFormat(pub String);
 
 impl FromStr for Format {
@@ -285,10 +296,17 @@ pub fn render(
     options: &RenderOptions,
 ) -> io::Result<()> {
     match format {
-        Format::Table => table::write(report, out, options),
+        Format::Table => {
+            table::write(report, out, options)?;
+            review_text::write_table(report, out, options)
+        }
         Format::Json => contract::write_json(report, out),
         Format::Yaml => contract::write_yaml(report, out),
         Format::Csv => csv_rows::write(report, out),
-        Format::Markdown => markdown::write(report, out),
+        Format::Markdown => {
+            markdown::write(report, out)?;
+            review_text::write_markdown(report, out)
+        }
+        Format::Html => html::write(report, None, out),
     }
 }

@@ -59,7 +59,7 @@ fn evidence(replicas: u32, history_hours: f64) -> Evidence {
 /// | payments/ledger ×2   | 250m, 256Mi → 21.90      | 300m, 256Mi → 25.55      |  -3.65  |
 ///
 /// Listed out of order so sorting is exercised.
-fn report() -> Report {
+pub(super) fn report() -> Report {
     let checkout = Recommendation {
         target: container("shop", WorkloadKind::Deployment, "checkout", "app"),
         current: resources(Some(500), Some(1000), Some(GIB), Some(2 * GIB)),
@@ -162,6 +162,7 @@ fn report() -> Report {
                 count: 3,
             },
         ],
+        review: None,
     }
 }
 
@@ -256,7 +257,7 @@ fn format_parses_every_accepted_name_and_lists_them_on_error() {
     let err = "xml".parse::<Format>().expect_err("xml is not a format");
     assert_eq!(
         err.to_string(),
-        r#"unknown output format "xml"; expected one of: table, json, yaml, csv, markdown"#
+        r#"unknown output format "xml"; expected one of: table, json, yaml, csv, markdown, html"#
     );
 }
 
@@ -303,6 +304,7 @@ fn json_has_the_versioned_top_level_contract() {
         "totals",
         "skipped_series",
         "recommendations",
+        "review",
     ];
     expected.sort_unstable();
     assert_eq!(keys, expected);
@@ -314,7 +316,13 @@ fn json_has_the_versioned_top_level_contract() {
     assert_eq!(doc["queries"], json!(42));
     assert_eq!(
         doc["pricing"],
-        json!({"cpu_core_hour_usd": 0.05, "memory_gib_hour_usd": 0.01, "hours_per_month": 730.0})
+        json!({
+            "cpu_core_hour_usd": 0.05,
+            "memory_gib_hour_usd": 0.01,
+            "hours_per_month": 730.0,
+            "source": null,
+            "node_pools": [],
+        })
     );
     assert_eq!(
         doc["totals"],
@@ -416,6 +424,10 @@ fn json_recommendation_has_every_field_with_its_type() {
                 "notes": ["cpu limit removed (policy none)"],
             },
             "skipped_reason": null,
+            "id": "shop/deployment-checkout",
+            "team": null,
+            "node_pool": null,
+            "approval": null,
         })
     );
     let skipped = &doc["recommendations"][2];
@@ -548,6 +560,14 @@ fn csv_has_a_header_and_one_row_per_container() {
             "0",
             "1",
             "cpu limit removed (policy none)",
+            "shop/deployment-checkout",
+            "",
+            "",
+            "76.65",
+            "21.90",
+            "",
+            "",
+            "",
         ]
     );
     assert_eq!(cell(1, "workload"), "nightly");
