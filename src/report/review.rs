@@ -266,6 +266,7 @@ pub fn approvals(
             last_confirmed_at: None,
             held_until: None,
             recent_oom_bumps: Vec::new(),
+            last_throttling_bump: None,
         });
         view.replicas = view.replicas.max(rec.evidence.replicas);
         view.containers
@@ -550,6 +551,7 @@ mod tests {
             last_confirmed_at: None,
             held_until: None,
             recent_oom_bumps: Vec::new(),
+            last_throttling_bump: None,
         };
         let guardrails = Guardrails {
             mode: Mode::Approve,
