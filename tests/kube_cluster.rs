@@ -802,18 +802,7 @@ async fn on_delete_statefulsets_get_the_template_too() {
 async fn the_agent_rolls_an_in_place_change_out_and_bakes_it() {
     let (env, deployments) = in_place_web(|_| {}).await;
     let before = uids(&pods(&env.client, "app=web").await);
-    let clock = TestClock::default();
-    clock.0.set(1_790_000_000);
-    let mut agent = Agent::start(
-        env.cluster.clone(),
-        Recommends(with_cpu(750)),
-        NoSlis,
-        clock.clone(),
-        Silent,
-        auto(),
-    )
-    .await
-    .expect("agent");
+    let (clock, mut agent) = agent_on(&env, NoSlis).await;
     // Virtual minutes for the agent, real time for the kubelet.
     for _ in 0..50 {
         agent.tick().await.expect("tick");
@@ -927,22 +916,35 @@ fn deployment_patches(server: &ApiServerHandle) -> usize {
         .count()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_agent_records_a_forbidden_patch_and_does_not_retry_at_once() {
-    let env = start_with(forbidding_patch()).await;
-    settled(&env.cluster, &web()).await;
+/// An agent in auto mode over `env`'s cluster, recommending 750m for
+/// shop/web, on a virtual clock at 1_790_000_000.
+async fn agent_on<S: SloSource>(
+    env: &Env,
+    slo: S,
+) -> (
+    TestClock,
+    Agent<KubeCluster, Recommends, S, TestClock, Silent>,
+) {
     let clock = TestClock::default();
     clock.0.set(1_790_000_000);
-    let mut agent = Agent::start(
+    let agent = Agent::start(
         env.cluster.clone(),
         Recommends(with_cpu(750)),
-        NoSlis,
+        slo,
         clock.clone(),
         Silent,
         auto(),
     )
     .await
     .expect("agent");
+    (clock, agent)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_records_a_forbidden_patch_and_does_not_retry_at_once() {
+    let env = start_with(forbidding_patch()).await;
+    settled(&env.cluster, &web()).await;
+    let (clock, mut agent) = agent_on(&env, NoSlis).await;
     agent.tick().await.expect("tick");
     assert_eq!(deployment_patches(&env.server), 1, "one attempt");
     let record = &agent.records()[0];
@@ -982,18 +984,7 @@ async fn the_agent_records_a_forbidden_patch_and_does_not_retry_at_once() {
 async fn a_forbidden_workload_is_held_until_the_permission_may_have_changed() {
     let env = start_with(forbidding_patch()).await;
     settled(&env.cluster, &web()).await;
-    let clock = TestClock::default();
-    clock.0.set(1_790_000_000);
-    let mut agent = Agent::start(
-        env.cluster.clone(),
-        Recommends(with_cpu(750)),
-        NoSlis,
-        clock.clone(),
-        Silent,
-        auto(),
-    )
-    .await
-    .expect("agent");
+    let (clock, mut agent) = agent_on(&env, NoSlis).await;
     for _ in 0..60 {
         agent.tick().await.expect("tick");
         clock.0.set(clock.0.get() + 60);
@@ -1044,19 +1035,7 @@ impl SloSource for FailingAfter {
 async fn a_revert_rbac_refuses_is_retried_until_allowed() {
     let env = start_with(|_| {}).await;
     settled(&env.cluster, &web()).await;
-    let clock = TestClock::default();
-    let t0 = 1_790_000_000;
-    clock.0.set(t0);
-    let mut agent = Agent::start(
-        env.cluster.clone(),
-        Recommends(with_cpu(750)),
-        FailingAfter(t0),
-        clock.clone(),
-        Silent,
-        auto(),
-    )
-    .await
-    .expect("agent");
+    let (clock, mut agent) = agent_on(&env, FailingAfter(1_790_000_000)).await;
     agent.tick().await.expect("tick");
     assert_eq!(agent.records()[0].phase, Phase::RollingOut);
     // From now on the first two patches of the workload are refused.

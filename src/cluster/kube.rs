@@ -858,18 +858,7 @@ impl KubeCluster {
         record: &InPlaceRecord,
         pods: &[Value],
     ) -> Result<bool, PortError> {
-        let mut change = ResourcePatch {
-            workload: workload.clone(),
-            change_id: record.change_id.clone(),
-            containers: Vec::new(),
-        };
-        for (name, values) in &record.containers {
-            change.containers.push(ContainerPatch {
-                container: name.clone(),
-                expect: patch::template_value(object, workload, name)?,
-                set: Resources::from(values.clone()),
-            });
-        }
+        let change = record_patch(workload, object, record)?;
         let mut resized = false;
         for pod in pods {
             let changes = patch::pod_changes(pod, &change)?;
@@ -910,18 +899,7 @@ impl KubeCluster {
         record: &InPlaceRecord,
         why: &str,
     ) -> Result<(), PortError> {
-        let mut change = ResourcePatch {
-            workload: workload.clone(),
-            change_id: record.change_id.clone(),
-            containers: Vec::new(),
-        };
-        for (name, values) in &record.containers {
-            change.containers.push(ContainerPatch {
-                container: name.clone(),
-                expect: patch::template_value(object, workload, name)?,
-                set: Resources::from(values.clone()),
-            });
-        }
+        let change = record_patch(workload, object, record)?;
         let containers = patch::template_containers(object, workload, &change)?;
         let changes = patch::template_changes(&change, &containers);
         let marked = InPlaceRecord {
@@ -1273,6 +1251,31 @@ impl Cluster for KubeCluster {
         let object = agent_event_object(event, &self.instance, Timestamp::now());
         self.create_event(&event.workload, &object).await
     }
+}
+
+/// The patch that moves the template from its values to the ones an
+/// in-place record says the pods should have.
+fn record_patch(
+    workload: &WorkloadRef,
+    object: &Value,
+    record: &InPlaceRecord,
+) -> Result<ResourcePatch, PortError> {
+    let containers = record
+        .containers
+        .iter()
+        .map(|(name, values)| {
+            Ok(ContainerPatch {
+                container: name.clone(),
+                expect: patch::template_value(object, workload, name)?,
+                set: Resources::from(values.clone()),
+            })
+        })
+        .collect::<Result<Vec<_>, PortError>>()?;
+    Ok(ResourcePatch {
+        workload: workload.clone(),
+        change_id: record.change_id.clone(),
+        containers,
+    })
 }
 
 #[cfg(test)]
