@@ -2,6 +2,8 @@
 //! server: the agent publishes its proposal on the workload's
 //! Recommendation, `tailor approve` (the library call behind it) annotates
 //! that Recommendation, and only then does the agent change the workload.
+//! A GitOps-managed workload is published too, with the reason it is not
+//! changed.
 
 use std::cell::Cell;
 use std::path::Path;
@@ -46,26 +48,48 @@ struct OneRecommendation {
     recommended: Resources,
 }
 
+/// A confident recommendation for `workload`'s `app` container.
+fn recommendation_for(
+    workload: WorkloadRef,
+    current: Resources,
+    recommended: Resources,
+) -> Recommendation {
+    Recommendation {
+        target: ContainerRef {
+            workload,
+            container: "app".into(),
+        },
+        current,
+        recommended,
+        confidence: Confidence {
+            score: 0.95,
+            level: ConfidenceLevel::High,
+        },
+        savings_per_month_usd: 24.0,
+        evidence: Evidence {
+            replicas: 3,
+            ..Evidence::default()
+        },
+        skipped_reason: None,
+    }
+}
+
+/// The Argo CD-managed Deployment of simulations/e2e/cluster.yaml.
+fn admin_console() -> WorkloadRef {
+    WorkloadRef {
+        namespace: "internal".into(),
+        kind: WorkloadKind::Deployment,
+        name: "admin-console".into(),
+    }
+}
+
 impl UsageSource for OneRecommendation {
     async fn recommendations(&self, _now: i64) -> Result<Vec<Recommendation>, PortError> {
-        Ok(vec![Recommendation {
-            target: ContainerRef {
-                workload: ledger(),
-                container: "app".into(),
-            },
-            current: self.current,
-            recommended: self.recommended,
-            confidence: Confidence {
-                score: 0.95,
-                level: ConfidenceLevel::High,
-            },
-            savings_per_month_usd: 24.0,
-            evidence: Evidence {
-                replicas: 3,
-                ..Evidence::default()
-            },
-            skipped_reason: None,
-        }])
+        Ok(vec![
+            recommendation_for(ledger(), self.current, self.recommended),
+            // GitOps-managed: recommended, never patched, and the reason shown.
+            recommendation_for(admin_console(), values(500, 512), values(100, 256)),
+        ])
     }
 
     async fn urgent(&self, _since: i64, _now: i64) -> Result<Vec<Recommendation>, PortError> {
@@ -153,6 +177,30 @@ async fn a_proposal_waits_for_approval_then_applies() {
         template_cpu(&server),
         before,
         "nothing applied without approval"
+    );
+    let gitops = server
+        .object(
+            "tailor.dev/v1alpha1",
+            "Recommendation",
+            "internal",
+            "deployment-admin-console",
+        )
+        .expect("a GitOps-managed workload still gets its Recommendation");
+    assert_eq!(
+        gitops["status"]["phase"], "observing",
+        "{:#}",
+        gitops["status"]
+    );
+    assert!(
+        gitops["status"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("managed by GitOps")),
+        "{:#}",
+        gitops["status"]
+    );
+    assert_eq!(
+        gitops["status"]["summary"]["recommended"],
+        "cpu 100m, memory 256Mi"
     );
 
     // Another plan without approval changes nothing.
