@@ -5,6 +5,7 @@
 mod support;
 
 mod apiserver;
+mod compare;
 mod e2e;
 mod faults;
 mod harness;
