@@ -66,6 +66,7 @@ pub fn render_table(c: &Comparison, out: &mut impl Write) -> io::Result<()> {
             percent(s.cpu_over_request_share),
         )?;
     }
+    render_by_source(c, out)?;
     if !c.loops.is_empty() {
         writeln!(out)?;
         writeln!(out, "closed loop over the evaluation window")?;
@@ -130,6 +131,40 @@ pub fn render_table(c: &Comparison, out: &mut impl Write) -> io::Result<()> {
                 opt(p.agent_final_usd_per_month.map(usd)),
             )?;
         }
+    }
+    Ok(())
+}
+
+/// $/month per workload model and policy, when the workloads come from a
+/// few models (not one per trace file).
+fn render_by_source(c: &Comparison, out: &mut impl Write) -> io::Result<()> {
+    let mut sources: Vec<&str> = c.per_workload.iter().map(|r| r.source.as_str()).collect();
+    sources.sort_unstable();
+    sources.dedup();
+    if sources.len() < 2 || sources.len() > 12 {
+        return Ok(());
+    }
+    let policies: Vec<&str> = c.one_shot.iter().map(|s| s.policy.as_str()).collect();
+    writeln!(out)?;
+    writeln!(out, "one-shot $/month by model (CPU cores requested)")?;
+    write!(out, "{:<22}", "model")?;
+    for p in &policies {
+        write!(out, "{p:>18}")?;
+    }
+    writeln!(out)?;
+    for source in sources {
+        write!(out, "{source:<22}")?;
+        for p in &policies {
+            let rows = c
+                .per_workload
+                .iter()
+                .filter(|r| r.source == source && r.policy == *p);
+            let (usd_sum, cores) = rows.fold((0.0, 0.0), |(u, k), r| {
+                (u + r.score.usd_per_month, k + r.score.cpu_requested_cores)
+            });
+            write!(out, "{:>18}", format!("{} ({cores:.0})", usd(usd_sum)))?;
+        }
+        writeln!(out)?;
     }
     Ok(())
 }
