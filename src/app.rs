@@ -165,14 +165,28 @@ pub struct DemoArgs {
 
 #[derive(Debug, Args)]
 pub struct SimulateArgs {
-    /// Scenario file (YAML).
-    pub file: PathBuf,
+    /// Scenario file (YAML); optional with --traces.
+    #[arg(required_unless_present = "traces")]
+    pub file: Option<PathBuf>,
     /// Seed of the simulation (default: the scenario's).
     #[arg(long)]
     pub seed: Option<u64>,
     /// Output format.
     #[arg(long, short = 'o', default_value = "table", value_parser = ["table", "json"])]
     pub format: String,
+    /// Compare recommenders side by side instead (vpa, krr, tailor):
+    /// trained on the scenario's history, scored on its duration, against
+    /// a clairvoyant oracle (see docs/benchmarks.md).
+    #[arg(long, value_name = "LIST")]
+    pub compare: Option<String>,
+    /// With --compare: one workload per vm-NNN.csv.gz of this folder (the
+    /// Bitbrains traces) instead of the scenario's fleet; 14 days of
+    /// training and 14 of evaluation unless a scenario file says otherwise.
+    #[arg(long, value_name = "DIR", requires = "compare")]
+    pub traces: Option<PathBuf>,
+    /// With --compare: also write the tables as CSV files into this folder.
+    #[arg(long, value_name = "DIR", requires = "compare")]
+    pub csv: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -315,14 +329,23 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             simulate(&scenario, &models, args.seed, &args.format)
         }
         Command::Simulate(args) => {
-            let scenario = match crate::sim::scenario::Scenario::load(&args.file) {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("tailor: error: {e}");
-                    return Ok(ExitCode::from(2));
-                }
+            let scenario = match &args.file {
+                Some(file) => match crate::sim::scenario::Scenario::load(file) {
+                    Ok(s) => Some((s, file.clone())),
+                    Err(e) => {
+                        eprintln!("tailor: error: {e}");
+                        return Ok(ExitCode::from(2));
+                    }
+                },
+                None => None,
             };
-            let models = crate::sim::run::load_scenario_models(&scenario, &args.file)?;
+            if let Some(list) = &args.compare {
+                return compare(&args, list, scenario);
+            }
+            let Some((scenario, file)) = scenario else {
+                bail!("a scenario file is needed without --compare");
+            };
+            let models = crate::sim::run::load_scenario_models(&scenario, &file)?;
             simulate(&scenario, &models, args.seed, &args.format)
         }
         Command::Run(args) => run_daemon(args).await,
@@ -438,6 +461,68 @@ fn simulate(
     } else {
         ExitCode::from(1)
     })
+}
+
+/// `tailor simulate --compare`: the side-by-side benchmark on a scenario's
+/// fleet or on a folder of traces; exit 2 when the list or folder is wrong.
+fn compare(
+    args: &SimulateArgs,
+    list: &str,
+    scenario: Option<(crate::sim::scenario::Scenario, PathBuf)>,
+) -> anyhow::Result<ExitCode> {
+    use crate::sim::compare::{render, suite};
+    let outcome = match (&args.traces, &scenario) {
+        (Some(dir), _) => {
+            let (history, duration, policy, pricing) = match &scenario {
+                Some((s, _)) => (s.history, s.duration, s.policy.clone(), s.pricing.clone()),
+                None => (
+                    Duration::from_secs(14 * 86_400),
+                    Duration::from_secs(14 * 86_400),
+                    crate::config::Policy::default(),
+                    crate::config::PricingConfig::default(),
+                ),
+            };
+            suite::compare_traces(dir, history, duration, &policy, &pricing, list)
+        }
+        (None, Some((scenario, file))) => {
+            let mut scenario = scenario.clone();
+            if let Some(seed) = args.seed {
+                scenario.seed = seed;
+            }
+            let models = crate::sim::run::load_scenario_models(&scenario, file)?;
+            suite::compare_scenario(&scenario, &models, list)
+        }
+        (None, None) => bail!("--compare needs a scenario file or --traces DIR"),
+    };
+    let (comparison, agent) = match outcome {
+        Ok(found) => found,
+        Err(
+            e @ (suite::CompareError::Recommenders(_)
+            | suite::CompareError::Traces { .. }
+            | suite::CompareError::NoTraces(_)),
+        ) => {
+            eprintln!("tailor: error: {e}");
+            return Ok(ExitCode::from(2));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    if args.format == "json" {
+        let doc = serde_json::json!({ "comparison": comparison, "agent": agent });
+        serde_json::to_writer_pretty(&mut out, &doc)?;
+        writeln!(out)?;
+    } else {
+        render::render_table(&comparison, &mut out)?;
+    }
+    if let Some(dir) = &args.csv {
+        let paths = render::write_csv(&comparison, dir)
+            .with_context(|| format!("writing CSV files into {}", dir.display()))?;
+        for p in paths {
+            eprintln!("wrote {}", p.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn config_check(file: &Path) -> ExitCode {

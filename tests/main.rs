@@ -7,6 +7,7 @@ mod support;
 mod apiserver;
 mod approve;
 mod backtest;
+mod compare;
 mod e2e;
 mod faults;
 mod harness;

@@ -15,6 +15,7 @@
 pub mod apiserver;
 pub mod builtin;
 pub mod cluster;
+pub mod compare;
 pub mod fleet;
 pub mod history;
 pub mod models;

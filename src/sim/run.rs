@@ -111,7 +111,8 @@ pub enum SimError {
     Agent(String),
 }
 
-fn seed_for(seed: u64, entry: usize, i: u32) -> u64 {
+/// The seed of workload `i` of fleet entry `entry`.
+pub fn seed_for(seed: u64, entry: usize, i: u32) -> u64 {
     let x = seed ^ ((entry as u64) << 32) ^ i as u64;
     let x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb)
@@ -226,12 +227,13 @@ pub fn agent_settings(scenario: &Scenario) -> AgentSettings {
     settings
 }
 
-type SimAgent = Agent<SimHandle, SimHandle, SimHandle, SimHandle, Silent>;
+/// The agent over the simulator's ports.
+pub type SimAgent = Agent<SimHandle, SimHandle, SimHandle, SimHandle, Silent>;
 
 /// Runs a future of the simulator to completion. The simulated ports never
 /// wait (virtual time), so one poll finishes it; a future that would wait
 /// is a bug in a port, reported as an error rather than a hang.
-fn complete<F: std::future::Future>(future: F) -> Result<F::Output, SimError> {
+pub fn complete<F: std::future::Future>(future: F) -> Result<F::Output, SimError> {
     let mut future = std::pin::pin!(future);
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
     match future.as_mut().poll(&mut cx) {
@@ -242,7 +244,11 @@ fn complete<F: std::future::Future>(future: F) -> Result<F::Output, SimError> {
     }
 }
 
-fn start_agent(world: &Rc<RefCell<World>>, settings: &AgentSettings) -> Result<SimAgent, SimError> {
+/// Starts the real agent on the simulator's ports.
+pub fn start_agent(
+    world: &Rc<RefCell<World>>,
+    settings: &AgentSettings,
+) -> Result<SimAgent, SimError> {
     let h = SimHandle(world.clone());
     complete(Agent::start(
         h.clone(),
@@ -314,6 +320,17 @@ pub fn run(
     seed: u64,
     progress: &dyn Fn(u64, u64),
 ) -> Result<SimReport, SimError> {
+    run_world(scenario, models, seed, progress).map(|(report, _)| report)
+}
+
+/// [`run`], also returning the world as the run left it (per-workload
+/// outcomes, final resources, every rollout record).
+pub fn run_world(
+    scenario: &Scenario,
+    models: &BTreeMap<String, ModelSpec>,
+    seed: u64,
+    progress: &dyn Fn(u64, u64),
+) -> Result<(SimReport, World), SimError> {
     let world = Rc::new(RefCell::new(build_world(scenario, models, seed)?));
     let (start, agent_start, end) = {
         let w = world.borrow();
@@ -373,7 +390,10 @@ pub fn run(
     progress(total_minutes, total_minutes);
     merge_stats(&mut stats_before_restarts, &agent.stats);
     let stats = stats_before_restarts;
-    let world = world.borrow();
+    drop(agent);
+    let world = Rc::try_unwrap(world)
+        .map_err(|_| SimError::Agent("the world is still shared after the run".into()))?
+        .into_inner();
     let mut report = measure(
         scenario,
         seed,
@@ -389,7 +409,7 @@ pub fn run(
             report.duplicate_patches += 1;
         }
     }
-    Ok(report)
+    Ok((report, world))
 }
 
 fn merge_stats(into: &mut AgentStats, from: &AgentStats) {
