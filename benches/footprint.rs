@@ -5,9 +5,9 @@
 //! containers are N / 2 workloads). The simulator runs 14 days of history,
 //! then the real agent in auto mode for one simulated day: 1,440 ticks, 24
 //! of them full recommendation refreshes (`recommend_interval` 1 h). Each
-//! tick's CPU is the main thread's utime + stime (`/proc/thread-self/stat`,
-//! 10 ms resolution, summed over ticks of a kind); memory is the process
-//! RSS before the agent starts and its peak after the day.
+//! tick's CPU is the main thread's run time (`/proc/thread-self/schedstat`,
+//! nanoseconds); memory is the process RSS before the agent starts and its
+//! peak after the day.
 //!
 //! In the simulator the process also holds the simulated cluster (every
 //! pod's usage, 50 hours of per-minute SLIs per workload), so RSS here is
@@ -24,12 +24,15 @@ use std::time::Instant;
 use tailor::sim::run::{agent_settings, build_world, complete, load_scenario_models, start_agent};
 use tailor::sim::scenario::Scenario;
 
-fn thread_cpu_ticks() -> u64 {
-    let stat =
-        std::fs::read_to_string("/proc/thread-self/stat").expect("read /proc/thread-self/stat");
-    let after = &stat[stat.rfind(')').expect("comm") + 2..];
-    let f: Vec<&str> = after.split(' ').collect();
-    f[11].parse::<u64>().expect("utime") + f[12].parse::<u64>().expect("stime")
+/// CPU time of this thread in nanoseconds (`/proc/thread-self/schedstat`,
+/// first field: time spent running).
+fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .expect("read /proc/thread-self/schedstat")
+        .split_whitespace()
+        .next()
+        .and_then(|v| v.parse().ok())
+        .expect("run time in ns")
 }
 
 fn status_mib(key: &str) -> f64 {
@@ -88,7 +91,7 @@ struct Footprint {
     plain_cpu_s: f64,
 }
 
-fn measure(containers: u32, history_days: u32, agent_minutes: u32, ticks_per_s: f64) -> Footprint {
+fn measure(containers: u32, history_days: u32, agent_minutes: u32) -> Footprint {
     let scenario = scenario(containers, history_days, agent_minutes);
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("footprint.yaml");
     let models = load_scenario_models(&scenario, &root).expect("models");
@@ -115,11 +118,11 @@ fn measure(containers: u32, history_days: u32, agent_minutes: u32, ticks_per_s: 
         if refresh {
             last_refresh = Some(now);
         }
-        let before = thread_cpu_ticks();
+        let before = thread_cpu_ns();
         complete(agent.tick())
             .expect("a simulated port waited")
             .expect("tick");
-        let used = thread_cpu_ticks() - before;
+        let used = thread_cpu_ns() - before;
         if refresh {
             refresh_ticks += 1;
             refresh_cpu += used;
@@ -135,24 +138,17 @@ fn measure(containers: u32, history_days: u32, agent_minutes: u32, ticks_per_s: 
         rss_world_mib,
         rss_peak_mib: status_mib("VmHWM:"),
         refresh_ticks,
-        refresh_cpu_s: refresh_cpu as f64 / ticks_per_s,
+        refresh_cpu_s: refresh_cpu as f64 / 1e9,
         plain_ticks,
-        plain_cpu_s: plain_cpu as f64 / ticks_per_s,
+        plain_cpu_s: plain_cpu as f64 / 1e9,
     }
 }
 
 fn main() {
     let argv: Vec<String> = std::env::args().collect();
     let benchmarking = argv.iter().any(|a| a == "--bench");
-    let ticks_per_s: f64 = std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100.0);
     if !benchmarking {
-        let f = measure(20, 1, 60, ticks_per_s);
+        let f = measure(20, 1, 60);
         assert_eq!(f.workloads, 10);
         assert_eq!(f.refresh_ticks + f.plain_ticks, 60);
         println!("footprint: smoke run ok (run with cargo bench --bench footprint)");
@@ -169,12 +165,12 @@ fn main() {
     for n in sizes {
         // Peaks are per process: run one size per process for clean figures
         // (scripts/bench-footprint does).
-        let f = measure(n, 14, 24 * 60, ticks_per_s);
+        let f = measure(n, 14, 24 * 60);
         let per_refresh = f.refresh_cpu_s / f.refresh_ticks.max(1) as f64;
         let per_plain = f.plain_cpu_s / f.plain_ticks.max(1) as f64;
         let per_hour = (f.refresh_cpu_s + f.plain_cpu_s) / 24.0;
         println!(
-            "| {} | {} | {:.0} | {:.0} | {:.3} | {:.2} | {:.2} |",
+            "| {} | {} | {:.0} | {:.0} | {:.4} | {:.3} | {:.3} |",
             f.containers,
             f.workloads,
             f.rss_world_mib,
@@ -184,7 +180,7 @@ fn main() {
             per_hour
         );
         eprintln!(
-            "  ({} containers: 14 days of history simulated in {:.0} s)",
+            "({} containers: 14 days of history simulated in {:.0} s)",
             f.containers, f.history_s
         );
     }

@@ -572,6 +572,13 @@ async fn tailor_process(
     let at = chrono::DateTime::from_timestamp(end, 0)
         .expect("end")
         .to_rfc3339();
+    // A shorter window needs a policy that allows it (min_history ≤ window).
+    let config = work.join(format!("tailor-{history}.yaml"));
+    std::fs::write(
+        &config,
+        format!("history:\n  window: {history}\ndefault_policy:\n  min_history: {history}\n"),
+    )
+    .expect("write the tailor config");
     let mut cmd = Command::new("/usr/bin/time");
     cmd.arg("-f")
         .arg("%U %S %M")
@@ -579,7 +586,9 @@ async fn tailor_process(
         .arg(&times)
         .arg(env!("CARGO_BIN_EXE_tailor"))
         .args(["recommend", "--no-progress", "-o", "json"])
-        .args(["--prometheus-url", url, "--at", &at, "--history", history]);
+        .arg("--config")
+        .arg(&config)
+        .args(["--prometheus-url", url, "--at", &at]);
     let out = tokio::task::spawn_blocking(move || cmd.output())
         .await
         .expect("join")
@@ -831,7 +840,9 @@ async fn bench(args: Args) {
                 .await;
             costs.push(cost);
         }
-        rows.push((name, median(costs)));
+        let cost = median(costs);
+        eprintln!("  {name}: {cost:?}");
+        rows.push((name, cost));
     }
 
     println!();
