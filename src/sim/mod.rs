@@ -8,6 +8,8 @@
 //!   [`cluster`] is a simulated cluster implementing the agent's ports;
 //!   [`scenario`] and [`run`] load scenario files and run them, with
 //!   [`builtin`] the default scenario `tailor demo` runs.
+//! - [`compare`] scores tailor against VPA, KRR and a clairvoyant oracle on
+//!   the models and on real traces (`tailor simulate --compare`).
 //!
 //! Nothing here sleeps or reads the wall clock: time is whatever the caller
 //! says it is.

@@ -111,8 +111,7 @@ pub enum SimError {
     Agent(String),
 }
 
-/// The seed of workload `i` of fleet entry `entry`.
-pub fn seed_for(seed: u64, entry: usize, i: u32) -> u64 {
+fn seed_for(seed: u64, entry: usize, i: u32) -> u64 {
     let x = seed ^ ((entry as u64) << 32) ^ i as u64;
     let x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb)
