@@ -2232,6 +2232,27 @@ mod tests {
         Config::from_yaml(yaml, "test.yaml")
     }
 
+    /// Asserts `yaml` is refused at `key` with a fix that says `fix`;
+    /// returns the problem.
+    pub(super) fn refused_at(yaml: &str, key: &str, fix: &str) -> String {
+        match parse(yaml) {
+            Err(ConfigError::Invalid {
+                key: got,
+                problem,
+                fix: got_fix,
+                ..
+            }) => {
+                assert_eq!(got, key, "{yaml}: {problem}");
+                assert!(
+                    got_fix.contains(fix),
+                    "{yaml}: fix {got_fix:?} lacks {fix:?}"
+                );
+                problem
+            }
+            other => panic!("{yaml}: expected Invalid at {key}, got {other:?}"),
+        }
+    }
+
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs
             .iter()
@@ -2354,22 +2375,7 @@ mod tests {
             ("default_policy: {startup_window: 14d}", "default_policy.startup_window", "5m"),
         ];
         for (yaml, key, fix) in cases {
-            match parse(yaml) {
-                Err(ConfigError::Invalid {
-                    key: got,
-                    problem,
-                    fix: got_fix,
-                    ..
-                }) => {
-                    assert_eq!(&got, key, "{yaml}: {problem}");
-                    assert!(
-                        got_fix.contains(fix),
-                        "{yaml}: fix {got_fix:?} lacks {fix:?}"
-                    );
-                    assert!(!problem.is_empty());
-                }
-                other => panic!("{yaml}: expected Invalid at {key}, got {other:?}"),
-            }
+            assert!(!refused_at(yaml, key, fix).is_empty());
         }
     }
 
@@ -2784,17 +2790,7 @@ mod tests {
             ("slo: {templates: [{name: a, match: {selector: 'a in (b)'}, requests: 'x{{selector}}', errors: 'y{{selector}}'}]}", "slo.templates[0].match.selector", "requirements"),
         ];
         for (yaml, key, fix) in cases {
-            match parse(yaml) {
-                Err(ConfigError::Invalid {
-                    key: got,
-                    fix: got_fix,
-                    ..
-                }) => {
-                    assert_eq!(got, key, "{yaml}");
-                    assert!(got_fix.contains(fix), "{yaml}: {got_fix}");
-                }
-                other => panic!("{yaml}: {other:?}"),
-            }
+            refused_at(yaml, key, fix);
         }
     }
 
@@ -2915,6 +2911,7 @@ mod tests {
 /// lands; run them with `cargo test --lib config::quantity_tests`.
 #[cfg(test)]
 mod quantity_tests {
+    use super::tests::refused_at;
     use super::*;
 
     const EXAMPLE: &str = include_str!("../docs/examples/config.yaml");
@@ -2979,17 +2976,7 @@ mod quantity_tests {
             ("default_policy: {memory: {step: 0Mi}}", "default_policy.memory.step", "positive step"),
         ];
         for (yaml, key, fix) in cases {
-            match Config::from_yaml(yaml, "t") {
-                Err(ConfigError::Invalid {
-                    key: got,
-                    fix: got_fix,
-                    ..
-                }) => {
-                    assert_eq!(got, key, "{yaml}");
-                    assert!(got_fix.contains(fix), "{yaml}: {got_fix}");
-                }
-                other => panic!("{yaml}: {other:?}"),
-            }
+            refused_at(yaml, key, fix);
         }
     }
 

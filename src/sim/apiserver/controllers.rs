@@ -424,23 +424,26 @@ fn deployment(store: &mut Store, sim: &mut Sim, config: &ApiServerConfig, d: &Va
         .iter()
         .partition(|p| controller_uid(p).as_deref() == Some(new_uid.as_str()));
     let new_count = new.len() as u64;
-    let new_pod_name = |store: &mut Store| format!("{rs_name}-{}", store.suffix());
+    // A pod of the new ReplicaSet, from the new template.
+    let add_pod = |store: &mut Store, sim: &mut Sim| {
+        let pod_name = format!("{rs_name}-{}", store.suffix());
+        new_pod(
+            store,
+            sim,
+            config,
+            NewPod {
+                template: &template,
+                name: &pod_name,
+                ns: &ns,
+                owner: owner_reference(&new_rs, "ReplicaSet"),
+                extra_labels: &[],
+                node: None,
+            },
+        );
+    };
     if old.is_empty() {
         for _ in new_count..replicas {
-            let pod_name = new_pod_name(store);
-            new_pod(
-                store,
-                sim,
-                config,
-                NewPod {
-                    template: &template,
-                    name: &pod_name,
-                    ns: &ns,
-                    owner: owner_reference(&new_rs, "ReplicaSet"),
-                    extra_labels: &[],
-                    node: None,
-                },
-            );
+            add_pod(store, sim);
         }
         for extra in new.iter().skip(replicas as usize) {
             let pod_name = name_of(extra).unwrap_or_default();
@@ -449,20 +452,7 @@ fn deployment(store: &mut Store, sim: &mut Sim, config: &ApiServerConfig, d: &Va
     } else if new.iter().all(|p| is_ready(p)) && roll_due(sim, &key, config, now) {
         // One step: a new pod with the new template, then one old pod goes.
         if new_count < replicas {
-            let pod_name = new_pod_name(store);
-            new_pod(
-                store,
-                sim,
-                config,
-                NewPod {
-                    template: &template,
-                    name: &pod_name,
-                    ns: &ns,
-                    owner: owner_reference(&new_rs, "ReplicaSet"),
-                    extra_labels: &[],
-                    node: None,
-                },
-            );
+            add_pod(store, sim);
         }
         if let Some(victim) = old.first() {
             let pod_name = name_of(victim).unwrap_or_default();
