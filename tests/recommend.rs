@@ -326,6 +326,82 @@ fn recommends_from_a_real_prometheus() {
     );
 }
 
+/// The daemon's refreshes: a whole-window read six hours before the end,
+/// then two reads of only the hours since, give the one-shot answer.
+#[test]
+fn refreshes_read_only_what_is_new_and_give_the_one_shot_answer() {
+    let prometheus = Prometheus::shared("recommend", spec);
+    let config = config(&prometheus.url());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let client = tailor::metrics::PromClient::new(&config.prometheus)
+        .expect("client")
+        .with_backend_stats();
+    let mut history = None;
+    let mut refresh = |at: i64| {
+        let before = client.counts();
+        let outcome = runtime
+            .block_on(scan::scan_incremental(
+                &client,
+                &config,
+                at,
+                &mut history,
+                &|_, _| {},
+            ))
+            .expect("refresh succeeds");
+        let after = client.counts();
+        (
+            outcome,
+            after.queries - before.queries,
+            after.samples_touched - before.samples_touched,
+        )
+    };
+    let (first, _, full_samples) = refresh(END - 6 * 3600);
+    assert_eq!(first.at, END - 6 * 3600);
+    let (_, _, three_hours) = refresh(END - 3 * 3600);
+    let (last, queries, last_samples) = refresh(END);
+    assert_eq!(last.at, END);
+    check(&last, "prometheus, refreshed");
+    // Three hours of news: a small share of what the whole window costs.
+    assert!(
+        three_hours * 20 < full_samples && last_samples * 20 < full_samples,
+        "samples: whole window {full_samples}, refreshes {three_hours} and {last_samples}"
+    );
+    assert!(queries > 0);
+
+    let one_shot = run(&config);
+    for r in &one_shot.recommendations {
+        let container = r.target.container.as_str();
+        let refreshed = find(&last, &r.target.workload.name, container);
+        assert_eq!(refreshed.skipped_reason, r.skipped_reason, "{}", r.target);
+        assert_eq!(
+            refreshed.evidence.oom_kills, r.evidence.oom_kills,
+            "{}",
+            r.target
+        );
+        let values = |r: &Recommendation| {
+            (
+                r.recommended.cpu_request.map_or(0.0, |m| m.0 as f64),
+                r.recommended.memory_request.map_or(0.0, Bytes::as_f64),
+            )
+        };
+        let ((cpu, mem), (cpu_now, mem_now)) = (values(r), values(refreshed));
+        // One 5 % histogram bucket, plus rounding.
+        assert!(
+            (cpu - cpu_now).abs() <= cpu * 0.051 + 5.0,
+            "{}: {cpu} vs {cpu_now}",
+            r.target
+        );
+        assert!(
+            (mem - mem_now).abs() <= mem * 0.051 + MIB,
+            "{}: {mem} vs {mem_now}",
+            r.target
+        );
+    }
+}
+
 #[test]
 fn selectors_and_policies_narrow_and_tune_the_run() {
     let prometheus = Prometheus::shared("recommend", spec);

@@ -1,7 +1,9 @@
 //! Usage history, read in a number of queries that does not depend on the
 //! number of containers: one range query per metric, per batch of
-//! namespaces, per time chunk, plus four instant queries for throttling,
-//! restarts and OOM kills over the whole window.
+//! namespaces, per time chunk, plus four range queries for throttling,
+//! restarts and OOM kills per day of the window. [`fold`] reads only what
+//! is new since an earlier read, so a daemon refresh costs an hour of
+//! samples, not the whole window.
 //!
 //! Namespaces are packed into batches of at most [`MAX_SERIES_PER_QUERY`]
 //! pod containers, so small namespaces share a query and a large one gets
@@ -10,7 +12,7 @@
 //! straight into the estimators and dropped, so memory is bounded by one
 //! chunk per query in flight.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use tokio::task::JoinSet;
 
@@ -112,7 +114,52 @@ fn key(labels: &Labels) -> (String, String, String) {
     (get("namespace"), get("pod"), get("container"))
 }
 
-/// Reads the usage of every container in `inventory`.
+/// How far the usage of an inventory has been read: the last grid point
+/// folded in per metric, and the end of the counters' last interval. The
+/// grids stay where the first read anchored them, so a later fold lines up
+/// with what is already in the estimators.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Folded {
+    pub cpu: i64,
+    pub memory: i64,
+    pub counters: i64,
+}
+
+impl Folded {
+    /// Nothing read yet: the grids anchored at the window's end, as a
+    /// one-shot run reads them.
+    pub fn before(plan: &CollectPlan) -> Folded {
+        let w = plan.window;
+        let anchor = |step: i64| w.end - (w.end - w.start).max(0).div_euclid(step) * step;
+        Folded {
+            cpu: anchor(plan.resolution_s),
+            memory: anchor(plan.peak_interval_s),
+            counters: w.start,
+        }
+    }
+}
+
+/// The last point of a grid through `from` with `step` that is not after `end`.
+fn last_point(from: i64, end: i64, step: i64) -> i64 {
+    from + (end - from).max(0).div_euclid(step) * step
+}
+
+/// Intervals of at most a day covering `(from, end]` for the counters, as
+/// a range query's (start, end, step); `None` when less than a minute is new.
+/// Each point then carries the increase over the interval it ends, and
+/// lands in the day of that interval.
+pub fn counter_grid(from: i64, end: i64) -> Option<(i64, i64, i64)> {
+    const DAY_S: i64 = 86_400;
+    let span = end - from;
+    if span < 60 {
+        return None;
+    }
+    let n = (span + DAY_S - 1) / DAY_S;
+    let step = (span + n - 1) / n;
+    Some((end - (n - 1) * step, end, step))
+}
+
+/// Reads the usage of every container in `inventory` over the plan's window.
 pub async fn collect(
     client: &PromClient,
     scope: &Scope,
@@ -120,32 +167,66 @@ pub async fn collect(
     plan: &CollectPlan,
     progress: ProgressFn<'_>,
 ) -> Result<Collected, MetricsError> {
-    let window = plan.window;
     let mut estimators: Vec<UsageEstimator> = inventory
         .containers
         .iter()
-        .map(|_| UsageEstimator::new(&window))
+        .map(|_| UsageEstimator::new(&plan.window))
         .collect();
+    let (_, skipped) = fold(
+        client,
+        scope,
+        inventory,
+        plan,
+        Folded::before(plan),
+        &mut estimators,
+        progress,
+    )
+    .await?;
+    Ok(Collected {
+        estimators,
+        skipped,
+    })
+}
+
+/// Folds the usage after `from` up to the plan's window end into
+/// `estimators` (indexed like [`Inventory::containers`]); returns how far
+/// it read and the data problems it counted.
+pub async fn fold(
+    client: &PromClient,
+    scope: &Scope,
+    inventory: &Inventory,
+    plan: &CollectPlan,
+    from: Folded,
+    estimators: &mut [UsageEstimator],
+    progress: ProgressFn<'_>,
+) -> Result<(Folded, BTreeMap<String, u64>), MetricsError> {
+    let window = plan.window;
     let mut skipped: BTreeMap<String, u64> = BTreeMap::new();
+    let to = Folded {
+        cpu: last_point(from.cpu, window.end, plan.resolution_s),
+        memory: last_point(from.memory, window.end, plan.peak_interval_s),
+        counters: window.end,
+    };
 
     let per_namespace = inventory.pods_per_namespace();
     let mut queries: Vec<(Metric, String, i64, i64, i64)> = Vec::new();
     for batch in batches(&per_namespace, MAX_SERIES_PER_QUERY) {
         let scope = batch_scope(scope, &batch);
-        for (metric, step) in [
-            (Metric::Cpu, plan.resolution_s),
-            (Metric::Memory, plan.peak_interval_s),
+        for (metric, step, first, last) in [
+            (Metric::Cpu, plan.resolution_s, from.cpu, to.cpu),
+            (Metric::Memory, plan.peak_interval_s, from.memory, to.memory),
         ] {
             let query = match metric {
                 Metric::Cpu => promql::cpu_usage(&scope, step),
                 Metric::Memory => promql::memory_peak(&scope, step),
             };
-            for (start, end) in chunks(window.start, window.end, step, plan.chunk_s) {
+            for (start, end) in chunks(first, last, step, plan.chunk_s) {
                 queries.push((metric, query.clone(), start, end, step));
             }
         }
     }
-    let total = queries.len() as u64 + 4;
+    let counters = counter_grid(from.counters, to.counters);
+    let total = queries.len() as u64 + if counters.is_some() { 4 } else { 0 };
     let mut done = 0u64;
     progress(done, total);
 
@@ -204,54 +285,106 @@ pub async fn collect(
         progress(done, total);
     }
 
-    // Whole-window counters: one instant query each, over all namespaces.
-    let span = window.end - window.start;
-    let mut per_series: HashMap<(String, String, String), [f64; 4]> = HashMap::new();
-    let counters = [
-        promql::cfs_periods(scope, true, span),
-        promql::cfs_periods(scope, false, span),
-        promql::restarts(scope, span),
-        promql::oom_terminated(scope, span),
-    ];
-    for (slot, query) in counters.iter().enumerate() {
-        client
-            .instant(query, window.end, |labels, samples| {
-                if let Some(&(_, v)) = samples.first() {
-                    per_series.entry(key(labels)).or_insert([f64::NAN; 4])[slot] = v;
+    if let Some(grid) = counters {
+        fold_counters(client, scope, inventory, grid, estimators, &mut |()| {
+            done += 1;
+            progress(done, total);
+        })
+        .await?;
+    }
+    Ok((to, skipped))
+}
+
+/// Throttling, restarts and OOM kills per interval of `grid`: two range
+/// queries per pair of counters, the rarer one (throttled periods, the
+/// OOMKilled reason) first and kept only where it is set.
+async fn fold_counters(
+    client: &PromClient,
+    scope: &Scope,
+    inventory: &Inventory,
+    (start, end, step): (i64, i64, i64),
+    estimators: &mut [UsageEstimator],
+    done: &mut dyn FnMut(()),
+) -> Result<(), MetricsError> {
+    type Point = ((String, String, String), i64);
+    let mut throttled: HashMap<Point, f64> = HashMap::new();
+    client
+        .range(
+            &promql::cfs_periods(scope, true, step),
+            start,
+            end,
+            step,
+            |labels, samples| {
+                for &(t, v) in samples.iter().filter(|(_, v)| *v > 0.0) {
+                    throttled.insert((key(labels), t), v);
                 }
-            })
-            .await?;
-        done += 1;
-        progress(done, total);
-    }
-    for ((namespace, pod, container), [throttled, periods, restarts, oom]) in per_series {
-        let Some(pod_info) = inventory.pods.get(&(namespace, pod)) else {
-            continue;
-        };
-        let Some(&index) = pod_info.containers.get(&container) else {
-            continue;
-        };
-        let estimator = &mut estimators[index];
-        estimator.add_throttling(throttled, periods);
-        let restarts = if restarts.is_finite() && restarts > 0.0 {
-            restarts.round() as u32
-        } else {
-            0
-        };
-        // last_terminated_reason only tells the latest reason; restarts in a
-        // window where it read OOMKilled are counted as OOM kills.
-        let oom_kills = if oom >= 1.0 { restarts.max(1) } else { 0 };
-        estimator.add_restarts(
-            restarts,
-            oom_kills,
-            pod_info.memory_limits.get(&container).copied(),
-            None,
-        );
-    }
-    Ok(Collected {
-        estimators,
-        skipped,
-    })
+            },
+        )
+        .await?;
+    done(());
+    client
+        .range(
+            &promql::cfs_periods(scope, false, step),
+            start,
+            end,
+            step,
+            |labels, samples| {
+                let Some((index, _)) = inventory.container_of(labels) else {
+                    return;
+                };
+                let k = key(labels);
+                for &(t, periods) in samples {
+                    let throttled = throttled.get(&(k.clone(), t)).copied().unwrap_or(0.0);
+                    estimators[index].add_throttling(t, throttled, periods);
+                }
+            },
+        )
+        .await?;
+    done(());
+    let mut oom: HashSet<Point> = HashSet::new();
+    client
+        .range(
+            &promql::oom_terminated(scope, step),
+            start,
+            end,
+            step,
+            |labels, samples| {
+                for &(t, _) in samples.iter().filter(|(_, v)| *v >= 1.0) {
+                    oom.insert((key(labels), t));
+                }
+            },
+        )
+        .await?;
+    done(());
+    client
+        .range(
+            &promql::restarts(scope, step),
+            start,
+            end,
+            step,
+            |labels, samples| {
+                let Some((index, pod)) = inventory.container_of(labels) else {
+                    return;
+                };
+                let k = key(labels);
+                let limit = pod.memory_limits.get(&k.2).copied();
+                for &(t, v) in samples.iter().filter(|(_, v)| v.is_finite() && *v >= 0.5) {
+                    let restarts = v.round() as u32;
+                    // last_terminated_reason only tells the latest reason;
+                    // restarts in an interval where it read OOMKilled are
+                    // counted as OOM kills.
+                    let oom_kills = if oom.contains(&(k.clone(), t)) {
+                        restarts
+                    } else {
+                        0
+                    };
+                    estimators[index].add_restarts(t, restarts, oom_kills, limit, None);
+                }
+            },
+        )
+        .await?;
+    done(());
+    Ok(())
 }
 
 #[cfg(test)]
@@ -278,6 +411,45 @@ mod tests {
         assert_eq!(
             c.iter().map(|(s, e)| (e - s) / 60 + 1).sum::<i64>(),
             30 * 24 * 60
+        );
+    }
+
+    #[test]
+    fn a_later_fold_continues_the_first_grid() {
+        let day = 86_400;
+        let window = Window {
+            start: 0,
+            end: 14 * day + 1800,
+            half_life_s: day as f64,
+            startup_s: 0,
+        };
+        let plan = CollectPlan {
+            window,
+            resolution_s: 300,
+            peak_interval_s: 3600,
+            chunk_s: day,
+        };
+        let first = Folded::before(&plan);
+        // Anchored at the window's end: the memory grid ends on it.
+        assert_eq!((first.cpu, first.memory, first.counters), (0, 1800, 0));
+        assert_eq!(last_point(first.memory, window.end, 3600), window.end);
+        // Ten minutes later: two CPU points, no whole memory interval yet.
+        let later = window.end + 600;
+        assert_eq!(last_point(window.end, later, 300), later);
+        assert_eq!(last_point(window.end, later, 3600), window.end);
+        assert!(chunks(window.end, window.end, 3600, day).is_empty());
+    }
+
+    #[test]
+    fn counters_cover_the_span_in_intervals_of_at_most_a_day() {
+        let day = 86_400;
+        assert_eq!(counter_grid(0, 14 * day), Some((day, 14 * day, day)));
+        assert_eq!(counter_grid(100, 3700), Some((3700, 3700, 3600)));
+        assert_eq!(counter_grid(100, 130), None);
+        // 36 hours: two intervals of 18 hours.
+        assert_eq!(
+            counter_grid(0, 36 * 3600),
+            Some((18 * 3600, 36 * 3600, 18 * 3600))
         );
     }
 

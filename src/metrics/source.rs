@@ -63,6 +63,9 @@ pub struct PrometheusSource {
     /// Cluster label plus `selection` namespaces, for cluster-wide queries.
     scope: Scope,
     templates: Vec<CompiledTemplate>,
+    /// What the last refresh read, so the next reads only what is new.
+    /// Shared by clones.
+    history: std::sync::Arc<tokio::sync::Mutex<Option<crate::scan::History>>>,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> PortError {
@@ -116,6 +119,7 @@ impl PrometheusSource {
             cluster_scope,
             scope,
             templates,
+            history: std::sync::Arc::default(),
         })
     }
 
@@ -614,16 +618,25 @@ impl PrometheusSource {
 pub const URGENT_THROTTLED_RATIO: f64 = 0.10;
 
 impl UsageSource for PrometheusSource {
+    /// The first call reads the whole history window; later ones read only
+    /// what is new since the previous call (`scan::scan_incremental`).
     async fn recommendations(&self, now: i64) -> Result<Vec<Recommendation>, PortError> {
-        let outcome = crate::scan::scan_with(&self.client, &self.config, now, &|_, _| {})
-            .await
-            .map_err(unavailable)?;
+        let mut history = self.history.lock().await;
+        let outcome = crate::scan::scan_incremental(
+            &self.client,
+            &self.config,
+            now,
+            &mut history,
+            &|_, _| {},
+        )
+        .await
+        .map_err(unavailable)?;
         Ok(outcome.recommendations)
     }
 
-    /// Looks for news first (cheap); only when there is some, runs a full
-    /// scan and keeps the containers with news. A full scan is simpler than
-    /// a scan narrowed to a few workloads, and news is rare.
+    /// Looks for news first (cheap); only when there is some, refreshes
+    /// every recommendation (reading only what is new since the last
+    /// refresh) and keeps the containers with news.
     async fn urgent(&self, since: i64, now: i64) -> Result<Vec<Recommendation>, PortError> {
         let urgent = self.urgent_containers(since, now).await?;
         if urgent.is_empty() {

@@ -483,7 +483,7 @@ mod tests {
         assert!(reason.contains("insufficient data"), "{reason}");
         assert_eq!(r.recommended, r.current);
 
-        short.add_restarts(1, 1, Some(100.0 * 1048576.0), None);
+        short.add_restarts(w.end, 1, 1, Some(100.0 * 1048576.0), None);
         let r = run(resources(1000, 100), &short, w, &Policy::default());
         let limit = r.recommended.memory_limit.expect("limit");
         // max(100Mi × 1.2, 100Mi + 100Mi) = 200Mi.
@@ -526,7 +526,7 @@ mod tests {
     fn throttling_vetoes_cpu_decrease() {
         let w = window(14);
         let mut u = usage(&w, |_| 0.1, |_| 100.0 * 1048576.0);
-        u.add_throttling(30.0, 100.0);
+        u.add_throttling(w.end, 30.0, 100.0);
         let r = run(resources(1000, 1024), &u, w, &Policy::default());
         assert_eq!(r.recommended.cpu_request, Some(MilliCores(1000)));
         assert_eq!(r.evidence.cpu_throttled_ratio, Some(0.3));
@@ -617,7 +617,7 @@ mod tests {
                 |i| mem_mib * 1048576.0 * (1.0 + mem_swing * ((i % 101) as f64 / 101.0)),
             );
             if oom > 0 {
-                u.add_restarts(oom, oom, Some(cur_mem as f64 * 1048576.0), None);
+                u.add_restarts(w.end, oom, oom, Some(cur_mem as f64 * 1048576.0), None);
             }
             let mut policy = Policy::default();
             policy.cpu.min = MilliCores(min_cpu);

@@ -488,6 +488,7 @@ fn step_workload(
         w.outcome.last_oom_at = Some(now);
         w.oom_at.push(now);
         w.estimator.add_restarts(
+            now,
             ooms,
             ooms,
             w.spec.memory_limit.map(Bytes::as_f64),

@@ -61,7 +61,7 @@ impl Engine {
             }
         }
         for kill in h.ooms.iter().filter(|k| k.t > window.start && k.t <= end) {
-            e.add_restarts(1, 1, Some(kill.memory_limit.as_f64()), Some(kill.t));
+            e.add_restarts(kill.t, 1, 1, Some(kill.memory_limit.as_f64()), Some(kill.t));
         }
         (e, window)
     }
