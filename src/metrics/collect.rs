@@ -7,10 +7,11 @@
 //!
 //! Namespaces are packed into batches of at most [`MAX_SERIES_PER_QUERY`]
 //! pod containers, so small namespaces share a query and a large one gets
-//! its own; time is cut into chunks of at most `history.chunk` (and never
-//! more than Prometheus' 11,000 points per series). Each response is decoded
-//! straight into the estimators and dropped, so memory is bounded by one
-//! chunk per query in flight.
+//! its own; time is cut into chunks of at most `history.chunk`, of at most
+//! [`MAX_POINTS_PER_QUERY`] points per query and never more than
+//! Prometheus' 11,000 points per series. Each response is decoded straight
+//! into the estimators and dropped, so memory is bounded by one chunk per
+//! query in flight.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -26,6 +27,10 @@ use crate::recommend::usage::{UsageEstimator, Window};
 pub const MAX_SERIES_PER_QUERY: usize = 2_000;
 /// Prometheus refuses range queries of more points per series than this.
 pub const MAX_POINTS_PER_SERIES: i64 = 11_000;
+/// Upper bound on the points (series × steps) of one range query: about
+/// 8 MB of JSON, so the response bodies in flight stay small whatever the
+/// size of a namespace.
+pub const MAX_POINTS_PER_QUERY: i64 = 250_000;
 /// Range queries in flight at once.
 pub const CONCURRENCY: usize = 2;
 
@@ -74,6 +79,11 @@ pub fn chunks(window_start: i64, window_end: i64, step: i64, max_span: i64) -> V
         k -= n;
     }
     out
+}
+
+/// Steps per series one query may read for a batch of `series` series.
+pub fn points_per_series(series: usize) -> i64 {
+    (MAX_POINTS_PER_QUERY / series.max(1) as i64).max(1)
 }
 
 /// Packs namespaces into batches of at most `max_series` series.
@@ -144,6 +154,17 @@ fn last_point(from: i64, end: i64, step: i64) -> i64 {
     from + (end - from).max(0).div_euclid(step) * step
 }
 
+/// Average cores over each step from a CPU counter read on a grid of
+/// `step`: one value per pair of consecutive points; a gap or a counter
+/// reset (a restarted container) yields nothing for its interval.
+pub fn counter_rates(points: &[(i64, f64)], step: i64, out: &mut Vec<(i64, f64)>) {
+    out.clear();
+    out.extend(points.windows(2).filter_map(|pair| {
+        let ((t0, v0), (t1, v1)) = (pair[0], pair[1]);
+        (t1 - t0 == step && v1 >= v0).then(|| (t1, (v1 - v0) / step as f64))
+    }));
+}
+
 /// Intervals of at most a day covering `(from, end]` for the counters, as
 /// a range query's (start, end, step); `None` when less than a minute is new.
 /// Each point then carries the increase over the interval it ends, and
@@ -211,16 +232,24 @@ pub async fn fold(
     let per_namespace = inventory.pods_per_namespace();
     let mut queries: Vec<(Metric, String, i64, i64, i64)> = Vec::new();
     for batch in batches(&per_namespace, MAX_SERIES_PER_QUERY) {
+        let series: usize = batch.iter().map(|n| per_namespace[n]).sum();
         let scope = batch_scope(scope, &batch);
         for (metric, step, first, last) in [
             (Metric::Cpu, plan.resolution_s, from.cpu, to.cpu),
             (Metric::Memory, plan.peak_interval_s, from.memory, to.memory),
         ] {
             let query = match metric {
-                Metric::Cpu => promql::cpu_usage(&scope, step),
+                Metric::Cpu => promql::cpu_counter(&scope),
                 Metric::Memory => promql::memory_peak(&scope, step),
             };
-            for (start, end) in chunks(first, last, step, plan.chunk_s) {
+            let span = plan.chunk_s.min(points_per_series(series) * step);
+            for (start, end) in chunks(first, last, step, span) {
+                // A CPU point is the difference from the point before it.
+                let start = if metric == Metric::Cpu {
+                    start - step
+                } else {
+                    start
+                };
                 queries.push((metric, query.clone(), start, end, step));
             }
         }
@@ -251,6 +280,10 @@ pub async fn fold(
             joined.map_err(|e| MetricsError::Setup(format!("query task failed: {e}")))?;
         let body = body?;
         let mut unknown_pods = 0u64;
+        // The last point read per pod container: a second series of the
+        // same container (another scrape job) adds nothing it already has.
+        let mut read_to: HashMap<(String, String, String), i64> = HashMap::new();
+        let mut rates = Vec::new();
         client.decode_body(&query, &body, |labels, samples| {
             let Some((index, pod)) = inventory.container_of(labels) else {
                 // Init containers of known pods are expected; unknown pods are not.
@@ -263,8 +296,16 @@ pub async fn fold(
                 }
                 return;
             };
+            let samples = match metric {
+                Metric::Cpu => {
+                    counter_rates(samples, step, &mut rates);
+                    &rates[..]
+                }
+                Metric::Memory => samples,
+            };
+            let seen = read_to.entry(key(labels)).or_insert(i64::MIN);
             let estimator = &mut estimators[index];
-            for &(t, v) in samples {
+            for &(t, v) in samples.iter().filter(|(t, _)| *t > *seen) {
                 // Age of the container at the start of the sample's interval.
                 let since_start = pod.start.map(|s| t - step - s);
                 let outcome = match metric {
@@ -274,6 +315,9 @@ pub async fn fold(
                 if let Err(reason) = outcome {
                     *skipped.entry(reason.to_string()).or_default() += 1;
                 }
+            }
+            if let Some(&(last, _)) = samples.last() {
+                *seen = (*seen).max(last);
             }
         })?;
         if unknown_pods > 0 {
@@ -441,6 +485,24 @@ mod tests {
     }
 
     #[test]
+    fn cpu_is_the_difference_of_consecutive_counter_points() {
+        let mut out = Vec::new();
+        let points = [
+            (300, 10.0),
+            (600, 40.0),  // 30 s over 300 s: 0.1 cores
+            (900, 190.0), // 0.5 cores
+            (1200, 5.0),  // a reset: nothing
+            (1500, 35.0), // 0.1 cores
+            (2100, 95.0), // a gap of two steps: nothing
+            (2400, 95.0), // idle
+        ];
+        counter_rates(&points, 300, &mut out);
+        assert_eq!(out, [(600, 0.1), (900, 0.5), (1500, 0.1), (2400, 0.0)]);
+        counter_rates(&points[..1], 300, &mut out);
+        assert!(out.is_empty());
+    }
+
+    #[test]
     fn counters_cover_the_span_in_intervals_of_at_most_a_day() {
         let day = 86_400;
         assert_eq!(counter_grid(0, 14 * day), Some((day, 14 * day, day)));
@@ -457,6 +519,9 @@ mod tests {
     fn namespaces_pack_into_bounded_batches() {
         let sizes = BTreeMap::from([("a", 10), ("b", 1500), ("c", 600), ("d", 3000), ("e", 5)]);
         let b = batches(&sizes, 2000);
+        // A full batch reads 125 steps per query (10 h 25 min at 5 minutes).
+        assert_eq!(points_per_series(2000), 125);
+        assert_eq!(points_per_series(0), MAX_POINTS_PER_QUERY);
         assert_eq!(b, vec![vec!["a", "b"], vec!["c"], vec!["d"], vec!["e"]]);
     }
 }

@@ -56,19 +56,45 @@ impl BucketLayout {
     }
 }
 
-/// A histogram of weighted samples.
+/// A histogram of weighted samples. Only the span of buckets from the
+/// lowest to the highest one ever filled is stored: a container's usage
+/// covers a few dozen of the layout's ~285 buckets, so this keeps its
+/// state a fraction of the full layout's.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DecayingHistogram {
-    weights: Box<[f32]>,
+    /// Bucket index of `weights[0]`.
+    first: u16,
+    weights: Vec<f32>,
     total: f64,
 }
 
 impl DecayingHistogram {
-    pub fn new(layout: &BucketLayout) -> Self {
+    pub fn new(_layout: &BucketLayout) -> Self {
         DecayingHistogram {
-            weights: vec![0.0; layout.buckets].into_boxed_slice(),
+            first: 0,
+            weights: Vec::new(),
             total: 0.0,
         }
+    }
+
+    /// The stored slot of bucket `i`, widening the stored span to reach it.
+    #[inline]
+    fn slot(&mut self, i: usize) -> &mut f32 {
+        let first = self.first as usize;
+        if self.weights.is_empty() {
+            self.first = i as u16;
+            self.weights = vec![0.0];
+        } else if i < first {
+            let grow = first - i;
+            self.weights.reserve_exact(grow);
+            self.weights.splice(0..0, std::iter::repeat_n(0.0, grow));
+            self.first = i as u16;
+        } else if i >= first + self.weights.len() {
+            let len = i - first + 1;
+            self.weights.reserve_exact(len - self.weights.len());
+            self.weights.resize(len, 0.0);
+        }
+        &mut self.weights[i - self.first as usize]
     }
 
     /// Adds one sample. Non-finite or negative values and non-positive
@@ -78,7 +104,7 @@ impl DecayingHistogram {
         if !(value.is_finite() && value >= 0.0 && weight > 0.0) {
             return;
         }
-        self.weights[layout.index(value)] += weight as f32;
+        *self.slot(layout.index(value)) += weight as f32;
         self.total += weight;
     }
 
@@ -92,8 +118,10 @@ impl DecayingHistogram {
 
     /// Adds another histogram of the same layout into this one.
     pub fn merge(&mut self, other: &DecayingHistogram) {
-        for (mine, theirs) in self.weights.iter_mut().zip(other.weights.iter()) {
-            *mine += *theirs;
+        for (k, w) in other.weights.iter().enumerate() {
+            if *w != 0.0 {
+                *self.slot(other.first as usize + k) += *w;
+            }
         }
         self.total += other.total;
     }
@@ -115,7 +143,8 @@ impl DecayingHistogram {
         let threshold = p.clamp(0.0, 1.0) * self.total;
         let mut cumulative = 0.0f64;
         let mut last_nonempty = 0;
-        for (i, w) in self.weights.iter().enumerate() {
+        for (k, w) in self.weights.iter().enumerate() {
+            let i = self.first as usize + k;
             if *w > 0.0 {
                 last_nonempty = i;
             }
@@ -130,7 +159,7 @@ impl DecayingHistogram {
 
     /// Bytes of heap this histogram holds.
     pub fn heap_bytes(&self) -> usize {
-        std::mem::size_of_val(&*self.weights)
+        self.weights.capacity() * std::mem::size_of::<f32>()
     }
 }
 
@@ -208,6 +237,36 @@ mod tests {
         h.add(&l, 5.0, 0.0);
         assert!(h.is_empty());
         assert_eq!(h.percentile(&l, 0.5), None);
+    }
+
+    #[test]
+    fn only_the_filled_span_is_stored_and_order_does_not_matter() {
+        let l = CPU_LAYOUT;
+        let values = [300.0, 120.0, 450.0, 0.5, 2000.0, 130.0];
+        let mut up = DecayingHistogram::new(&l);
+        let mut down = DecayingHistogram::new(&l);
+        for v in values {
+            up.add(&l, v, 1.0);
+        }
+        for v in values.iter().rev() {
+            down.add(&l, *v, 1.0);
+        }
+        for p in [0.1, 0.5, 0.9, 1.0] {
+            assert_eq!(up.percentile(&l, p), down.percentile(&l, p));
+        }
+        assert_eq!(up.percentile(&l, 0.0), Some(l.upper_edge(0)));
+        assert_eq!(up.percentile(&l, 1.0), Some(l.upper_edge(l.index(2000.0))));
+        // Buckets 0 to index(2000): the span, not the layout.
+        assert_eq!(up.weights.len(), l.index(2000.0) + 1);
+        let mut narrow = DecayingHistogram::new(&l);
+        narrow.add(&l, 100.0, 1.0);
+        narrow.add(&l, 104.0, 1.0);
+        // Two neighbouring buckets: two slots.
+        assert_eq!(narrow.heap_bytes(), 8);
+        // Merging widens to cover both.
+        narrow.merge(&up);
+        assert_eq!(narrow.total_weight(), 8.0);
+        assert_eq!(narrow.percentile(&l, 1.0), up.percentile(&l, 1.0));
     }
 
     #[test]
