@@ -540,7 +540,11 @@ fn gone_pods_needing_values(inventory: &Inventory, values: &Values) -> (PodSet, 
             continue;
         }
         let key = (namespace.clone(), name.clone());
-        if pod.containers.values().any(|i| best[i] == pod_rank(pod)) {
+        if pod
+            .containers
+            .values()
+            .any(|i| best.get(i) == Some(&pod_rank(pod)))
+        {
             full.insert(key);
         } else {
             memory_only.insert(key);
@@ -818,6 +822,48 @@ mod tests {
             ),
         ]);
         (raw, values)
+    }
+
+    #[test]
+    fn only_gone_pods_that_can_give_current_values_are_read_in_full() {
+        let (raw, _) = raw();
+        let mut inv = Inventory::default();
+        assemble_pods(&mut inv, &raw);
+        let key = |pod: &str| ("shop".to_string(), pod.to_string());
+        let (full, memory_only) = gone_pods_needing_values(&inv, &Values::default());
+        // The CronJob's pod is gone and nothing else has its container; the
+        // old web pod's app runs in the new one, so only its memory limit
+        // (OOM bumps) is read; the bare pod has no container.
+        assert_eq!(full, BTreeSet::from([key("nightly-28000-z")]));
+        assert_eq!(memory_only, BTreeSet::from([key("web-abc12-x1")]));
+
+        // Nothing running: the newest pod of each container is read in
+        // full, older ones for their memory limit only.
+        let mut raw = raw;
+        raw.alive.clear();
+        let mut inv = Inventory::default();
+        assemble_pods(&mut inv, &raw);
+        let (full, memory_only) = gone_pods_needing_values(&inv, &Values::default());
+        assert_eq!(
+            full,
+            BTreeSet::from([key("web-def34-y2"), key("db-0"), key("nightly-28000-z")])
+        );
+        assert_eq!(memory_only, BTreeSet::from([key("web-abc12-x1")]));
+
+        // A pod whose values were read at `at` needs nothing more.
+        let mut values = Values::default();
+        let mut labels = Labels::new();
+        for (k, v) in [
+            ("namespace", "shop"),
+            ("pod", "db-0"),
+            ("container", "postgres"),
+            ("resource", "cpu"),
+        ] {
+            labels.insert(k.into(), v.into());
+        }
+        values.record(ValueKind::Request, &labels, &[(0, 0.5)]);
+        let (full, _) = gone_pods_needing_values(&inv, &values);
+        assert!(!full.contains(&key("db-0")), "{full:?}");
     }
 
     #[test]
