@@ -392,10 +392,10 @@ fn backtest_counts_what_the_recommendation_would_have_met() {
     assert_eq!(totals["containers_with_oom_kills"], 1);
     assert_eq!(totals["observed_oom_kills"], 1);
     assert!((totals["saved_usd"].as_f64().expect("total") - total_saved).abs() <= 0.02);
-    // Discovery over the replay window (14 instant queries), then one
+    // Discovery over the replay window (12 queries, every pod running), then one
     // batch of namespaces × 2 metrics × 7 one-day chunks, then restarts and
     // OOM kills: the count does not depend on the number of containers.
-    assert_eq!(doc["replay_queries"], 14 + 2 * 7 + 2, "{doc}");
+    assert_eq!(doc["replay_queries"], 12 + 2 * 7 + 2, "{doc}");
 }
 
 #[test]

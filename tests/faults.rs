@@ -23,6 +23,9 @@ enum Behaviour {
         retry_after: Option<u32>,
     },
     Hang,
+    /// The first route whose path prefix the request path starts with
+    /// answers: (path prefix, status, content type, body).
+    Routes(Vec<(&'static str, u16, &'static str, &'static str)>),
 }
 
 /// Serves `behaviour` on a free loopback port until the test ends.
@@ -39,9 +42,27 @@ fn faulty_server(behaviour: Behaviour) -> (String, Arc<AtomicUsize>) {
             std::thread::spawn(move || {
                 let mut buf = [0u8; 65536];
                 let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
-                let _ = stream.read(&mut buf);
+                let n = stream.read(&mut buf).unwrap_or(0);
+                let request = String::from_utf8_lossy(&buf[..n]);
+                let path = request.split(' ').nth(1).unwrap_or("").to_string();
+                let behaviour = match behaviour {
+                    Behaviour::Routes(routes) => {
+                        let (_, status, content_type, body) = routes
+                            .into_iter()
+                            .find(|r| path.starts_with(r.0))
+                            .unwrap_or(("", 404, "text/plain", "404 page not found"));
+                        Behaviour::Respond {
+                            status,
+                            content_type,
+                            body: body.into(),
+                            retry_after: None,
+                        }
+                    }
+                    other => other,
+                };
                 match behaviour {
                     Behaviour::Hang => std::thread::sleep(Duration::from_secs(30)),
+                    Behaviour::Routes(_) => unreachable!("resolved above"),
                     Behaviour::Respond {
                         status,
                         content_type,
@@ -171,14 +192,19 @@ fn a_hanging_backend_times_out() {
     assert!(started.elapsed() < Duration::from_secs(20));
 }
 
+const EMPTY_VECTOR: &str = r#"{"status":"success","data":{"resultType":"vector","result":[]}}"#;
+
 #[test]
 fn an_empty_cluster_gives_an_empty_report_not_zeros() {
-    let (url, _) = faulty_server(Behaviour::Respond {
-        status: 200,
-        content_type: "application/json",
-        body: r#"{"status":"success","data":{"resultType":"vector","result":[]}}"#.into(),
-        retry_after: None,
-    });
+    let (url, _) = faulty_server(Behaviour::Routes(vec![
+        (
+            "/api/v1/series",
+            200,
+            "application/json",
+            r#"{"status":"success","data":[]}"#,
+        ),
+        ("/api/v1/query", 200, "application/json", EMPTY_VECTOR),
+    ]));
     let mut config = Config::default();
     config.prometheus.url = url;
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -189,6 +215,24 @@ fn an_empty_cluster_gives_an_empty_report_not_zeros() {
         .block_on(scan::scan(&config, 1_790_812_800, &|_, _| {}))
         .expect("an empty answer is a valid, empty cluster");
     assert!(outcome.recommendations.is_empty());
+}
+
+#[test]
+fn a_backend_without_the_series_api_is_named() {
+    // Answers queries, but not /api/v1/series (a query-only proxy).
+    let (url, _) = faulty_server(Behaviour::Routes(vec![(
+        "/api/v1/query",
+        200,
+        "application/json",
+        EMPTY_VECTOR,
+    )]));
+    let message = scan_error(&url, Duration::from_secs(2), 0).to_string();
+    assert!(
+        message.contains("api/v1/series")
+            && message.contains("HTTP 404")
+            && message.contains("prometheus.url"),
+        "{message}"
+    );
 }
 
 fn tailor() -> Command {

@@ -8,6 +8,7 @@ mod apiserver;
 mod approve;
 mod backtest;
 mod compare;
+mod discovery;
 mod e2e;
 mod faults;
 mod harness;

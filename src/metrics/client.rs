@@ -231,6 +231,48 @@ impl PromClient {
         .await
     }
 
+    /// The label sets of the series matching `selector` with samples in
+    /// `[start, end]`, from the series API (`/api/v1/series`). The backend
+    /// answers from its index alone (no sample is read), so this is how
+    /// label-only lookups over a long window stay cheap. `start` and `end`
+    /// are always sent: VictoriaMetrics requires them.
+    pub async fn series(
+        &self,
+        selector: &str,
+        start: i64,
+        end: i64,
+        mut sink: impl FnMut(&Labels),
+    ) -> Result<(), MetricsError> {
+        let what = format!("{SERIES_PATH}?match[]={selector}");
+        let url = series_url(self.inner.base_url());
+        let params = [
+            ("match[]", selector.to_string()),
+            ("start", start.to_string()),
+            ("end", end.to_string()),
+        ];
+        let body = self
+            .send(&what, |c, _| {
+                SeriesRequest(c.inner().post(url.clone()).form(&params))
+            })
+            .await
+            .map_err(|e| match e {
+                MetricsError::Http { url, status, body } if matches!(status, 404 | 405 | 501) => {
+                    MetricsError::Query {
+                        url,
+                        query: what.clone(),
+                        kind: format!("HTTP {status}"),
+                        message: format!(
+                            "the backend does not serve the series API ({SERIES_PATH}), which \
+                             workload discovery needs; point prometheus.url at the API root of \
+                             Prometheus, Thanos Query, Mimir or VictoriaMetrics ({body})"
+                        ),
+                    }
+                }
+                e => e,
+            })?;
+        self.decode_as(&what, &body, Shape::SeriesList, &mut |l, _| sink(l))
+    }
+
     /// Decodes a body from [`Self::fetch_range`], calling `sink` per series.
     pub fn decode_body(
         &self,
@@ -340,7 +382,17 @@ impl PromClient {
         body: &[u8],
         sink: &mut SeriesSink<'_>,
     ) -> Result<(), MetricsError> {
-        let outcome = decode(body, sink).map_err(|e| match e {
+        self.decode_as(query, body, Shape::QueryResult, sink)
+    }
+
+    fn decode_as(
+        &self,
+        query: &str,
+        body: &[u8],
+        shape: Shape,
+        sink: &mut SeriesSink<'_>,
+    ) -> Result<(), MetricsError> {
+        let outcome = decode_shape(body, shape, sink).map_err(|e| match e {
             DecodeError::Backend { kind, message } => MetricsError::Query {
                 url: self.url.clone(),
                 query: query.to_string(),
@@ -370,27 +422,48 @@ enum Attempt {
     Final(MetricsError),
 }
 
-/// The two query builders of prometheus-http-query, seen as one.
+/// The two query builders of prometheus-http-query and the series request,
+/// seen as one.
 trait Request {
-    fn post_raw(
-        self,
-    ) -> impl Future<Output = Result<reqwest::Response, prometheus_http_query::Error>>;
+    type Error: std::error::Error;
+    fn post_raw(self) -> impl Future<Output = Result<reqwest::Response, Self::Error>>;
 }
 
 impl Request for prometheus_http_query::InstantQueryBuilder {
-    fn post_raw(
-        self,
-    ) -> impl Future<Output = Result<reqwest::Response, prometheus_http_query::Error>> {
+    type Error = prometheus_http_query::Error;
+    fn post_raw(self) -> impl Future<Output = Result<reqwest::Response, Self::Error>> {
         prometheus_http_query::InstantQueryBuilder::post_raw(self)
     }
 }
 
 impl Request for prometheus_http_query::RangeQueryBuilder {
-    fn post_raw(
-        self,
-    ) -> impl Future<Output = Result<reqwest::Response, prometheus_http_query::Error>> {
+    type Error = prometheus_http_query::Error;
+    fn post_raw(self) -> impl Future<Output = Result<reqwest::Response, Self::Error>> {
         prometheus_http_query::RangeQueryBuilder::post_raw(self)
     }
+}
+
+/// The series API path, relative to the API root.
+const SERIES_PATH: &str = "api/v1/series";
+
+/// A series API request: form-encoded POST, which Prometheus, Thanos, Mimir
+/// and VictoriaMetrics all accept, so long selectors never hit URL limits.
+struct SeriesRequest(reqwest::RequestBuilder);
+
+impl Request for SeriesRequest {
+    type Error = reqwest::Error;
+    fn post_raw(self) -> impl Future<Output = Result<reqwest::Response, Self::Error>> {
+        self.0.send()
+    }
+}
+
+/// `api/v1/series` under the configured root, the way prometheus-http-query
+/// builds its own paths (a root with a path prefix keeps it).
+fn series_url(base: &reqwest::Url) -> reqwest::Url {
+    let mut url = base.clone();
+    let prefix = base.path().trim_end_matches('/');
+    url.set_path(&format!("{prefix}/{SERIES_PATH}"));
+    url
 }
 
 /// Exponential backoff with jitter: 0.5 s, 1 s, 2 s … capped at 10 s.
@@ -458,8 +531,27 @@ pub enum DecodeError {
 /// writes them (`"1.5"`, `"NaN"`, `"+Inf"`); timestamps are rounded to whole
 /// seconds.
 pub fn decode(body: &[u8], sink: &mut SeriesSink<'_>) -> Result<DecodeOutcome, DecodeError> {
+    decode_shape(body, Shape::QueryResult, sink)
+}
+
+/// What the `data` field of a response holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Shape {
+    /// A query result: `{"resultType": …, "result": [series…]}`.
+    QueryResult,
+    /// The series API's list of label sets: `[{"__name__": …, …}, …]`;
+    /// each is handed to the sink with no samples.
+    SeriesList,
+}
+
+fn decode_shape(
+    body: &[u8],
+    shape: Shape,
+    sink: &mut SeriesSink<'_>,
+) -> Result<DecodeOutcome, DecodeError> {
     let mut de = serde_json::Deserializer::from_slice(body);
     let mut state = Envelope {
+        shape,
         sink,
         outcome: DecodeOutcome::default(),
         status: None,
@@ -486,6 +578,7 @@ pub fn decode(body: &[u8], sink: &mut SeriesSink<'_>) -> Result<DecodeOutcome, D
 }
 
 struct Envelope<'s> {
+    shape: Shape,
     sink: &'s mut SeriesSink<'s>,
     outcome: DecodeOutcome,
     status: Option<String>,
@@ -513,9 +606,14 @@ impl<'de> Visitor<'de> for &mut Envelope<'_> {
                 "errorType" => self.error_kind = Some(map.next_value()?),
                 "error" => self.error = Some(map.next_value()?),
                 "data" => {
-                    map.next_value_seed(Data {
-                        envelope: &mut *self,
-                    })?;
+                    match self.shape {
+                        Shape::QueryResult => map.next_value_seed(Data {
+                            envelope: &mut *self,
+                        })?,
+                        Shape::SeriesList => map.next_value_seed(LabelSets {
+                            envelope: &mut *self,
+                        })?,
+                    }
                     self.saw_data = true;
                 }
                 _ => {
@@ -603,6 +701,32 @@ impl<'de> Visitor<'de> for ResultSeq<'_, '_> {
             self.envelope.outcome.series += 1;
             self.envelope.outcome.samples += samples.len() as u64;
             (self.envelope.sink)(&series.metric, &samples);
+        }
+        Ok(())
+    }
+}
+
+/// The series API's `data`: label sets, decoded one at a time.
+struct LabelSets<'e, 's> {
+    envelope: &'e mut Envelope<'s>,
+}
+
+impl<'de> DeserializeSeed<'de> for LabelSets<'_, '_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for LabelSets<'_, '_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the series API's list of label sets")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(labels) = seq.next_element::<Labels>()? {
+            self.envelope.outcome.series += 1;
+            (self.envelope.sink)(&labels, &[]);
         }
         Ok(())
     }
@@ -717,6 +841,58 @@ mod tests {
                 "{body:?}"
             );
         }
+    }
+
+    #[test]
+    fn decodes_series_api_label_sets() {
+        let decode_series = |body: &str| {
+            let mut out = Vec::new();
+            decode_shape(body.as_bytes(), Shape::SeriesList, &mut |l, s| {
+                assert!(s.is_empty());
+                out.push(l.clone());
+            })
+            .map(|outcome| (out, outcome))
+        };
+        let body = r#"{"status":"success","data":[
+            {"__name__":"kube_pod_owner","namespace":"shop","pod":"web-1"},
+            {"__name__":"kube_pod_owner","namespace":"shop","pod":"web-2"}]}"#;
+        let (sets, outcome) = decode_series(body).expect("decodes");
+        assert_eq!(sets.len(), 2);
+        assert_eq!(sets[1]["pod"], "web-2");
+        assert_eq!((outcome.series, outcome.samples), (2, 0));
+        assert_eq!(
+            decode_series(r#"{"status":"success","data":[]}"#)
+                .expect("decodes")
+                .0
+                .len(),
+            0
+        );
+        // A query result where label sets are expected, and errors.
+        assert!(matches!(
+            decode_series(r#"{"status":"success","data":{"resultType":"vector","result":[]}}"#),
+            Err(DecodeError::Malformed(_))
+        ));
+        assert!(matches!(
+            decode_series(
+                r#"{"status":"error","errorType":"bad_data","error":"1:5: parse error"}"#
+            ),
+            Err(DecodeError::Backend { .. })
+        ));
+    }
+
+    #[test]
+    fn series_url_keeps_the_path_prefix() {
+        let url = |base: &str| series_url(&reqwest::Url::parse(base).unwrap()).to_string();
+        assert_eq!(url("http://p:9090"), "http://p:9090/api/v1/series");
+        assert_eq!(url("http://p:9090/"), "http://p:9090/api/v1/series");
+        assert_eq!(
+            url("https://t/select/0/prometheus/"),
+            "https://t/select/0/prometheus/api/v1/series"
+        );
+        assert_eq!(
+            url("https://t/prom?x=1"),
+            "https://t/prom/api/v1/series?x=1"
+        );
     }
 
     #[test]

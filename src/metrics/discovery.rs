@@ -6,14 +6,30 @@
 //! still count for their workload. Init containers are never listed: only
 //! `kube_pod_container_info` names the containers we size.
 //!
-//! All lookups are instant queries over the window: about a dozen queries
-//! whatever the size of the cluster.
+//! What is read, and why it stays cheap on a long window:
+//!
+//! - Labels only (owners, containers, HPAs, pod labels): the series API
+//!   over the window, answered from the backend's index without decoding a
+//!   sample (`/api/v1/series`; Prometheus, Thanos, Mimir and
+//!   VictoriaMetrics all serve it; VictoriaMetrics resolves the window to
+//!   whole days, so it may list pods gone up to a day before it).
+//! - Pods running at the evaluation time, their start time and requests
+//!   and limits: instant queries at that time (default 5-minute lookback).
+//! - Pods gone by then: `last_over_time` over the window of those pods' own
+//!   series, batched by namespace with a bounded `pod=~` alternation. Their
+//!   samples only span their lifetime, so this costs in proportion to the
+//!   churn. Start times are read for all of them, requests and limits only
+//!   for the pods that can give a container its current values (no running
+//!   pod has it; the newest pod), memory limits for the rest (OOM bumps).
+//!
+//! That is a dozen requests whatever the size of the cluster, plus a few
+//! per 100 pods gone during the window.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::MetricsError;
 use super::client::{Labels, PromClient};
-use super::promql::{self, Scope, Selector};
+use super::promql::{self, Op, Scope, Selector};
 use crate::domain::{ContainerRef, Resources, WorkloadKind, WorkloadRef};
 use crate::recommend::policy::{HpaScaling, NodeCapacity};
 use crate::units::{Bytes, MilliCores};
@@ -141,6 +157,11 @@ fn pod_key(labels: &Labels) -> (String, String) {
     )
 }
 
+/// Most pod names in one `pod=~` regex, and its longest text: keeps each
+/// query small enough for any backend's limits and quick to parse.
+const PODS_PER_QUERY: usize = 100;
+const POD_REGEX_BYTES: usize = 8_000;
+
 /// Runs discovery as of `at`, looking back `window_s`.
 pub async fn discover(
     client: &PromClient,
@@ -150,34 +171,31 @@ pub async fn discover(
     window_s: i64,
     want_labels: bool,
 ) -> Result<Inventory, MetricsError> {
-    let w = window_s;
-    let seen = |metric: &str, by: &str| promql::seen(Selector::new(metric).scoped(scope), by, w);
+    let start = at - window_s;
+    let selector = |metric: &str| Selector::new(metric).scoped(scope);
+    // Label-only lookups over the window: the series API reads the index,
+    // never a sample.
 
-    // Pod → owner, over the window.
-    let mut owners: Vec<(String, String, String, String)> = Vec::new();
+    // Pod → owner, over the window (a set: several kube-state-metrics
+    // replicas expose the same pod).
+    let mut owners: BTreeSet<(String, String, String, String)> = BTreeSet::new();
     client
-        .instant(
-            &seen("kube_pod_owner", "namespace, pod, owner_kind, owner_name"),
-            at,
-            |l, _| {
-                owners.push((
-                    label(l, "namespace").into(),
-                    label(l, "pod").into(),
-                    label(l, "owner_kind").into(),
-                    label(l, "owner_name").into(),
-                ));
-            },
-        )
+        .series(&selector("kube_pod_owner").to_string(), start, at, |l| {
+            owners.insert((
+                label(l, "namespace").into(),
+                label(l, "pod").into(),
+                label(l, "owner_kind").into(),
+                label(l, "owner_name").into(),
+            ));
+        })
         .await?;
     let mut rs_owner: HashMap<(String, String), (String, String)> = HashMap::new();
     client
-        .instant(
-            &seen(
-                "kube_replicaset_owner",
-                "namespace, replicaset, owner_kind, owner_name",
-            ),
+        .series(
+            &selector("kube_replicaset_owner").to_string(),
+            start,
             at,
-            |l, _| {
+            |l| {
                 rs_owner.insert(
                     (label(l, "namespace").into(), label(l, "replicaset").into()),
                     (label(l, "owner_kind").into(), label(l, "owner_name").into()),
@@ -187,53 +205,21 @@ pub async fn discover(
         .await?;
     let mut job_owner: HashMap<(String, String), (String, String)> = HashMap::new();
     client
-        .instant(
-            &seen(
-                "kube_job_owner",
-                "namespace, job_name, owner_kind, owner_name",
-            ),
-            at,
-            |l, _| {
-                job_owner.insert(
-                    (label(l, "namespace").into(), label(l, "job_name").into()),
-                    (label(l, "owner_kind").into(), label(l, "owner_name").into()),
-                );
-            },
-        )
-        .await?;
-    // Running now: the default 5-minute lookback of an instant query.
-    let mut alive: BTreeSet<(String, String)> = BTreeSet::new();
-    let alive_query = format!(
-        "max by (namespace, pod) ({})",
-        Selector::new("kube_pod_owner").scoped(scope)
-    );
-    client
-        .instant(&alive_query, at, |l, _| {
-            alive.insert(pod_key(l));
+        .series(&selector("kube_job_owner").to_string(), start, at, |l| {
+            job_owner.insert(
+                (label(l, "namespace").into(), label(l, "job_name").into()),
+                (label(l, "owner_kind").into(), label(l, "owner_name").into()),
+            );
         })
         .await?;
-    let mut starts: HashMap<(String, String), i64> = HashMap::new();
+    let mut containers: BTreeSet<(String, String, String)> = BTreeSet::new();
     client
-        .instant(
-            &seen("kube_pod_start_time", "namespace, pod"),
+        .series(
+            &selector("kube_pod_container_info").to_string(),
+            start,
             at,
-            |l, s| {
-                if let Some(&(_, v)) = s.first()
-                    && v.is_finite()
-                    && v > 0.0
-                {
-                    starts.insert(pod_key(l), v as i64);
-                }
-            },
-        )
-        .await?;
-    let mut containers: Vec<(String, String, String)> = Vec::new();
-    client
-        .instant(
-            &seen("kube_pod_container_info", "namespace, pod, container"),
-            at,
-            |l, _| {
-                containers.push((
+            |l| {
+                containers.insert((
                     label(l, "namespace").into(),
                     label(l, "pod").into(),
                     label(l, "container").into(),
@@ -241,75 +227,15 @@ pub async fn discover(
             },
         )
         .await?;
-    // Requests and limits per pod container: for running pods the values
-    // exposed now (a pod recreated under the same name, as StatefulSet pods
-    // are, must not keep its old values through `last_over_time`); for pods
-    // gone, the last value in the window.
-    let mut values: HashMap<(String, String, String), Resources> = HashMap::new();
-    let mut now_values: HashMap<(String, String, String), Resources> = HashMap::new();
-    let mut bad_values = Vec::new();
-    for (metric, is_limit) in [
-        ("kube_pod_container_resource_requests", false),
-        ("kube_pod_container_resource_limits", true),
-    ] {
-        let by = "namespace, pod, container, resource";
-        let now_query = format!("max by ({by}) ({})", Selector::new(metric).scoped(scope));
-        for (query, target) in [
-            (seen(metric, by), &mut values),
-            (now_query, &mut now_values),
-        ] {
-            let mut bad = 0u64;
-            client
-                .instant(&query, at, |l, s| {
-                    let Some(&(_, v)) = s.first() else { return };
-                    if !v.is_finite() || v < 0.0 {
-                        bad += 1;
-                        return;
-                    }
-                    let key = (
-                        label(l, "namespace").into(),
-                        label(l, "pod").into(),
-                        label(l, "container").into(),
-                    );
-                    let r = target.entry(key).or_default();
-                    match (label(l, "resource"), is_limit) {
-                        ("cpu", false) => r.cpu_request = Some(MilliCores::from_cores(v)),
-                        ("cpu", true) => r.cpu_limit = Some(MilliCores::from_cores(v)),
-                        ("memory", false) => r.memory_request = Some(Bytes::from_f64(v)),
-                        ("memory", true) => r.memory_limit = Some(Bytes::from_f64(v)),
-                        _ => {}
-                    }
-                })
-                .await?;
-            if bad > 0 {
-                let what = if is_limit { "limit" } else { "request" };
-                bad_values.push((
-                    format!("NaN or negative {what} samples (kube-state-metrics) ignored"),
-                    bad,
-                ));
-            }
-        }
-    }
-    // Running pods: what is exposed now wins, including "not set".
-    for ((namespace, pod, container), r) in values.iter_mut() {
-        if alive.contains(&(namespace.clone(), pod.clone())) {
-            *r = now_values
-                .get(&(namespace.clone(), pod.clone(), container.clone()))
-                .copied()
-                .unwrap_or_default();
-        }
-    }
     // HPAs and the resources they scale on (utilization targets only: those
     // are relative to the request).
     let mut hpa_target: HashMap<(String, String), (String, String)> = HashMap::new();
     client
-        .instant(
-            &seen(
-                "kube_horizontalpodautoscaler_info",
-                "namespace, horizontalpodautoscaler, scaletargetref_kind, scaletargetref_name",
-            ),
+        .series(
+            &selector("kube_horizontalpodautoscaler_info").to_string(),
+            start,
             at,
-            |l, _| {
+            |l| {
                 hpa_target.insert(
                     (
                         label(l, "namespace").into(),
@@ -323,36 +249,221 @@ pub async fn discover(
             },
         )
         .await?;
-    let mut hpa_scaling: HashMap<(String, String, String), HpaScaling> = HashMap::new();
-    let target_metric = Selector::new("kube_horizontalpodautoscaler_spec_target_metric")
-        .eq("metric_target_type", "utilization")
-        .scoped(scope);
+    let mut hpa_metrics: BTreeSet<(String, String, String)> = BTreeSet::new();
     client
-        .instant(
-            &promql::seen(
-                target_metric,
-                "namespace, horizontalpodautoscaler, metric_name",
-                w,
-            ),
+        .series(
+            &Selector::new("kube_horizontalpodautoscaler_spec_target_metric")
+                .eq("metric_target_type", "utilization")
+                .scoped(scope)
+                .to_string(),
+            start,
             at,
-            |l, _| {
-                let key = (
-                    label(l, "namespace").to_string(),
-                    label(l, "horizontalpodautoscaler").to_string(),
-                );
-                if let Some((kind, name)) = hpa_target.get(&key) {
-                    let s = hpa_scaling
-                        .entry((key.0.clone(), kind.clone(), name.clone()))
-                        .or_default();
-                    match label(l, "metric_name") {
-                        "cpu" => s.cpu = true,
-                        "memory" => s.memory = true,
-                        _ => {}
-                    }
-                }
+            |l| {
+                hpa_metrics.insert((
+                    label(l, "namespace").into(),
+                    label(l, "horizontalpodautoscaler").into(),
+                    label(l, "metric_name").into(),
+                ));
             },
         )
         .await?;
+    let mut hpa_scaling: HashMap<(String, String, String), HpaScaling> = HashMap::new();
+    for (namespace, hpa, metric) in hpa_metrics {
+        if let Some((kind, name)) = hpa_target.get(&(namespace.clone(), hpa)) {
+            let s = hpa_scaling
+                .entry((namespace, kind.clone(), name.clone()))
+                .or_default();
+            match metric.as_str() {
+                "cpu" => s.cpu = true,
+                "memory" => s.memory = true,
+                _ => {}
+            }
+        }
+    }
+    let mut pod_labels: HashMap<(String, String), BTreeMap<String, String>> = HashMap::new();
+    if want_labels {
+        client
+            .series(&selector("kube_pod_labels").to_string(), start, at, |l| {
+                let labels = l
+                    .iter()
+                    .filter_map(|(k, v)| {
+                        k.strip_prefix("label_").map(|k| (k.to_string(), v.clone()))
+                    })
+                    .collect();
+                pod_labels.insert(pod_key(l), labels);
+            })
+            .await?;
+    }
+
+    // Running now: the default 5-minute lookback of an instant query.
+    let mut alive: BTreeSet<(String, String)> = BTreeSet::new();
+    client
+        .instant(
+            &promql::current(selector("kube_pod_owner"), "namespace, pod"),
+            at,
+            |l, _| {
+                alive.insert(pod_key(l));
+            },
+        )
+        .await?;
+    // Start times and requests and limits as exposed now: a pod recreated
+    // under the same name, as StatefulSet pods are, must not keep its old
+    // values through `last_over_time`.
+    let mut starts: HashMap<(String, String), i64> = HashMap::new();
+    client
+        .instant(
+            &promql::current(selector("kube_pod_start_time"), "namespace, pod"),
+            at,
+            |l, s| record_start(&mut starts, l, s),
+        )
+        .await?;
+    let mut values = Values::default();
+    for (metric, kind) in RESOURCE_METRICS {
+        client
+            .instant(
+                &promql::current(selector(metric), VALUE_LABELS),
+                at,
+                |l, s| values.record(kind, l, s),
+            )
+            .await?;
+    }
+
+    // Pods gone by `at`: only their own series, whose samples span only
+    // their lifetime, so this costs in proportion to the churn.
+    let no_start: PodSet = owners
+        .iter()
+        .map(|(namespace, pod, _, _)| (namespace.clone(), pod.clone()))
+        .filter(|key| !starts.contains_key(key))
+        .collect();
+    for (namespace, batch) in pod_batches(&no_start) {
+        let metric = selector("kube_pod_start_time")
+            .eq("namespace", &namespace)
+            .with("pod", Op::Re, &batch);
+        client
+            .instant(
+                &promql::seen(metric, "namespace, pod", window_s),
+                at,
+                |l, s| record_start(&mut starts, l, s),
+            )
+            .await?;
+    }
+
+    let mut inventory = Inventory {
+        node_capacity: node_capacity(client, cluster_scope, at).await?,
+        ..Inventory::default()
+    };
+    let raw = Raw {
+        owners: owners.into_iter().collect(),
+        rs_owner,
+        job_owner,
+        alive,
+        starts,
+        containers: containers.into_iter().collect(),
+        hpa_scaling,
+        pod_labels,
+    };
+    assemble_pods(&mut inventory, &raw);
+
+    let (full, memory_only) = gone_pods_needing_values(&inventory, &values);
+    let memory_limits = selector("kube_pod_container_resource_limits").eq("resource", "memory");
+    let lookups = [
+        (RESOURCE_METRICS[0], selector(RESOURCE_METRICS[0].0), &full),
+        (RESOURCE_METRICS[1], selector(RESOURCE_METRICS[1].0), &full),
+        (RESOURCE_METRICS[1], memory_limits, &memory_only),
+    ];
+    for ((_, kind), metric, pods) in lookups {
+        for (namespace, batch) in pod_batches(pods) {
+            let metric = metric
+                .clone()
+                .eq("namespace", &namespace)
+                .with("pod", Op::Re, &batch);
+            client
+                .instant(&promql::seen(metric, VALUE_LABELS, window_s), at, |l, s| {
+                    values.record(kind, l, s)
+                })
+                .await?;
+        }
+    }
+    inventory.skipped.extend(values.bad_counts());
+    apply_values(&mut inventory, &raw.containers, &values.by_container);
+    Ok(inventory)
+}
+
+/// A pod's start time, when the sample is a plausible one.
+fn record_start(starts: &mut HashMap<(String, String), i64>, l: &Labels, s: &[(i64, f64)]) {
+    if let Some(&(_, v)) = s.first()
+        && v.is_finite()
+        && v > 0.0
+    {
+        starts.insert(pod_key(l), v as i64);
+    }
+}
+
+/// The requests and limits series of kube-state-metrics.
+const RESOURCE_METRICS: [(&str, ValueKind); 2] = [
+    ("kube_pod_container_resource_requests", ValueKind::Request),
+    ("kube_pod_container_resource_limits", ValueKind::Limit),
+];
+const VALUE_LABELS: &str = "namespace, pod, container, resource";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ValueKind {
+    Request,
+    Limit,
+}
+
+/// Requests and limits per pod container, and the samples dropped.
+#[derive(Default)]
+struct Values {
+    by_container: HashMap<(String, String, String), Resources>,
+    bad_requests: u64,
+    bad_limits: u64,
+}
+
+impl Values {
+    fn record(&mut self, kind: ValueKind, l: &Labels, s: &[(i64, f64)]) {
+        let Some(&(_, v)) = s.first() else { return };
+        if !v.is_finite() || v < 0.0 {
+            match kind {
+                ValueKind::Request => self.bad_requests += 1,
+                ValueKind::Limit => self.bad_limits += 1,
+            }
+            return;
+        }
+        let key = (
+            label(l, "namespace").into(),
+            label(l, "pod").into(),
+            label(l, "container").into(),
+        );
+        let r = self.by_container.entry(key).or_default();
+        match (label(l, "resource"), kind) {
+            ("cpu", ValueKind::Request) => r.cpu_request = Some(MilliCores::from_cores(v)),
+            ("cpu", ValueKind::Limit) => r.cpu_limit = Some(MilliCores::from_cores(v)),
+            ("memory", ValueKind::Request) => r.memory_request = Some(Bytes::from_f64(v)),
+            ("memory", ValueKind::Limit) => r.memory_limit = Some(Bytes::from_f64(v)),
+            _ => {}
+        }
+    }
+
+    fn bad_counts(&self) -> impl Iterator<Item = (String, u64)> {
+        [("request", self.bad_requests), ("limit", self.bad_limits)]
+            .into_iter()
+            .filter(|&(_, n)| n > 0)
+            .map(|(what, n)| {
+                (
+                    format!("NaN or negative {what} samples (kube-state-metrics) ignored"),
+                    n,
+                )
+            })
+    }
+}
+
+/// The largest allocatable CPU and memory of any node over the last hour.
+async fn node_capacity(
+    client: &PromClient,
+    cluster_scope: &Scope,
+    at: i64,
+) -> Result<Option<NodeCapacity>, MetricsError> {
     let mut node_cpu = None;
     let mut node_memory = None;
     for resource in ["cpu", "memory"] {
@@ -378,48 +489,73 @@ pub async fn discover(
             )
             .await?;
     }
-    let mut pod_labels: HashMap<(String, String), BTreeMap<String, String>> = HashMap::new();
-    if want_labels {
-        let s = Selector::new("kube_pod_labels").scoped(scope);
-        client
-            .instant(
-                &format!("last_over_time({s}[{}])", promql::range(w)),
-                at,
-                |l, _| {
-                    let labels = l
-                        .iter()
-                        .filter_map(|(k, v)| {
-                            k.strip_prefix("label_").map(|k| (k.to_string(), v.clone()))
-                        })
-                        .collect();
-                    pod_labels.insert(pod_key(l), labels);
-                },
-            )
-            .await?;
-    }
+    Ok(node_cpu
+        .zip(node_memory)
+        .map(|(cpu, memory)| NodeCapacity { cpu, memory }))
+}
 
-    let mut inventory = Inventory {
-        node_capacity: node_cpu
-            .zip(node_memory)
-            .map(|(cpu, memory)| NodeCapacity { cpu, memory }),
-        skipped: bad_values.into_iter().collect(),
-        ..Inventory::default()
-    };
-    assemble(
-        &mut inventory,
-        Raw {
-            owners,
-            rs_owner,
-            job_owner,
-            alive,
-            starts,
-            containers,
-            values,
-            hpa_scaling,
-            pod_labels,
-        },
-    );
-    Ok(inventory)
+/// Pods by (namespace, name).
+type PodSet = BTreeSet<(String, String)>;
+
+/// Pod-name regexes per namespace, bounded in size.
+fn pod_batches(pods: &PodSet) -> Vec<(String, String)> {
+    let mut by_namespace: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (namespace, pod) in pods {
+        by_namespace.entry(namespace).or_default().push(pod);
+    }
+    by_namespace
+        .into_iter()
+        .flat_map(|(namespace, pods)| {
+            promql::name_batches(pods, PODS_PER_QUERY, POD_REGEX_BYTES)
+                .into_iter()
+                .map(move |batch| (namespace.to_string(), batch))
+        })
+        .collect()
+}
+
+/// The gone pods whose requests and limits [`apply_values`] can use:
+/// `full` for those that may give a container its current values (no
+/// running pod has it, and no gone pod started later), `memory_only` for the
+/// rest, whose memory limit still bounds OOM bumps. Pods whose values were
+/// already read at `at` need nothing.
+fn gone_pods_needing_values(inventory: &Inventory, values: &Values) -> (PodSet, PodSet) {
+    // Per container: the best rank among the pods that have it.
+    let mut best: HashMap<usize, (bool, i64)> = HashMap::new();
+    for pod in inventory.pods.values() {
+        for &index in pod.containers.values() {
+            let rank = pod_rank(pod);
+            let b = best.entry(index).or_insert(rank);
+            *b = (*b).max(rank);
+        }
+    }
+    let mut full = BTreeSet::new();
+    let mut memory_only = BTreeSet::new();
+    for ((namespace, name), pod) in &inventory.pods {
+        let read_now = pod.containers.keys().any(|c| {
+            values
+                .by_container
+                .contains_key(&(namespace.clone(), name.clone(), c.clone()))
+        });
+        if pod.alive || pod.containers.is_empty() || read_now {
+            continue;
+        }
+        let key = (namespace.clone(), name.clone());
+        if pod
+            .containers
+            .values()
+            .any(|i| best.get(i) == Some(&pod_rank(pod)))
+        {
+            full.insert(key);
+        } else {
+            memory_only.insert(key);
+        }
+    }
+    (full, memory_only)
+}
+
+/// Running pods first, then the most recently started.
+fn pod_rank(pod: &PodInfo) -> (bool, i64) {
+    (pod.alive, pod.start.unwrap_or(i64::MIN))
 }
 
 /// What the discovery queries returned, before it is put together.
@@ -430,7 +566,6 @@ struct Raw {
     alive: BTreeSet<(String, String)>,
     starts: HashMap<(String, String), i64>,
     containers: Vec<(String, String, String)>,
-    values: HashMap<(String, String, String), Resources>,
     hpa_scaling: HashMap<(String, String, String), HpaScaling>,
     pod_labels: HashMap<(String, String), BTreeMap<String, String>>,
 }
@@ -470,10 +605,11 @@ fn resolve_owner(
     })
 }
 
-fn assemble(inventory: &mut Inventory, raw: Raw) {
+/// Workloads, pods and containers, without current values yet.
+fn assemble_pods(inventory: &mut Inventory, raw: &Raw) {
     let mut workload_index: HashMap<WorkloadRef, usize> = HashMap::new();
     for (namespace, pod, kind, name) in &raw.owners {
-        let workload = match resolve_owner(namespace, pod, kind, name, &raw) {
+        let workload = match resolve_owner(namespace, pod, kind, name, raw) {
             Ok(w) => w,
             Err(reason) => {
                 *inventory.skipped.entry(reason).or_default() += 1;
@@ -526,9 +662,7 @@ fn assemble(inventory: &mut Inventory, raw: Raw) {
         );
     }
 
-    // Containers, with current values from running pods (else the newest).
     let mut container_index: HashMap<(usize, String), usize> = HashMap::new();
-    let mut chosen: HashMap<usize, (bool, i64)> = HashMap::new();
     let mut orphans = 0u64;
     for (namespace, pod, container) in &raw.containers {
         let key = (namespace.clone(), pod.clone());
@@ -551,8 +685,31 @@ fn assemble(inventory: &mut Inventory, raw: Raw) {
                 inventory.containers.len() - 1
             });
         pod_info.containers.insert(container.clone(), index);
-        let values = raw
-            .values
+    }
+    if orphans > 0 {
+        *inventory
+            .skipped
+            .entry("containers of pods without an owner series (kube_pod_owner) ignored".into())
+            .or_default() += orphans;
+    }
+}
+
+/// Current values per container from running pods (else the newest), and
+/// each pod's memory limits.
+fn apply_values(
+    inventory: &mut Inventory,
+    containers: &[(String, String, String)],
+    values: &HashMap<(String, String, String), Resources>,
+) {
+    let mut chosen: HashMap<usize, (bool, i64)> = HashMap::new();
+    for (namespace, pod, container) in containers {
+        let Some(pod_info) = inventory.pods.get_mut(&(namespace.clone(), pod.clone())) else {
+            continue;
+        };
+        let Some(&index) = pod_info.containers.get(container) else {
+            continue;
+        };
+        let values = values
             .get(&(namespace.clone(), pod.clone(), container.clone()))
             .copied()
             .unwrap_or_default();
@@ -561,8 +718,7 @@ fn assemble(inventory: &mut Inventory, raw: Raw) {
                 .memory_limits
                 .insert(container.clone(), limit.as_f64());
         }
-        // Prefer running pods, then the most recently started.
-        let rank = (pod_info.alive, pod_info.start.unwrap_or(i64::MIN));
+        let rank = pod_rank(pod_info);
         let best = chosen.entry(index).or_insert((false, i64::MIN));
         if rank >= *best {
             let current = &mut inventory.containers[index].current;
@@ -579,21 +735,22 @@ fn assemble(inventory: &mut Inventory, raw: Raw) {
             *best = rank;
         }
     }
-    if orphans > 0 {
-        *inventory
-            .skipped
-            .entry("containers of pods without an owner series (kube_pod_owner) ignored".into())
-            .or_default() += orphans;
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn raw() -> Raw {
+    fn assemble(inventory: &mut Inventory, (raw, values): (Raw, ValueMap)) {
+        assemble_pods(inventory, &raw);
+        apply_values(inventory, &raw.containers, &values);
+    }
+
+    type ValueMap = HashMap<(String, String, String), Resources>;
+
+    fn raw() -> (Raw, ValueMap) {
         let s = |x: &str| x.to_string();
-        Raw {
+        let raw = Raw {
             owners: vec![
                 (
                     s("shop"),
@@ -638,23 +795,6 @@ mod tests {
                 (s("shop"), s("nightly-28000-z"), s("job")),
                 (s("shop"), s("ghost"), s("app")),
             ],
-            values: HashMap::from([
-                (
-                    (s("shop"), s("web-abc12-x1"), s("app")),
-                    Resources {
-                        cpu_request: Some(MilliCores(1000)),
-                        ..Default::default()
-                    },
-                ),
-                (
-                    (s("shop"), s("web-def34-y2"), s("app")),
-                    Resources {
-                        cpu_request: Some(MilliCores(500)),
-                        memory_limit: Some(Bytes::mib(256)),
-                        ..Default::default()
-                    },
-                ),
-            ]),
             hpa_scaling: HashMap::from([(
                 (s("shop"), s("Deployment"), s("web")),
                 HpaScaling {
@@ -663,7 +803,67 @@ mod tests {
                 },
             )]),
             pod_labels: HashMap::new(),
+        };
+        let values = HashMap::from([
+            (
+                (s("shop"), s("web-abc12-x1"), s("app")),
+                Resources {
+                    cpu_request: Some(MilliCores(1000)),
+                    ..Default::default()
+                },
+            ),
+            (
+                (s("shop"), s("web-def34-y2"), s("app")),
+                Resources {
+                    cpu_request: Some(MilliCores(500)),
+                    memory_limit: Some(Bytes::mib(256)),
+                    ..Default::default()
+                },
+            ),
+        ]);
+        (raw, values)
+    }
+
+    #[test]
+    fn only_gone_pods_that_can_give_current_values_are_read_in_full() {
+        let (raw, _) = raw();
+        let mut inv = Inventory::default();
+        assemble_pods(&mut inv, &raw);
+        let key = |pod: &str| ("shop".to_string(), pod.to_string());
+        let (full, memory_only) = gone_pods_needing_values(&inv, &Values::default());
+        // The CronJob's pod is gone and nothing else has its container; the
+        // old web pod's app runs in the new one, so only its memory limit
+        // (OOM bumps) is read; the bare pod has no container.
+        assert_eq!(full, BTreeSet::from([key("nightly-28000-z")]));
+        assert_eq!(memory_only, BTreeSet::from([key("web-abc12-x1")]));
+
+        // Nothing running: the newest pod of each container is read in
+        // full, older ones for their memory limit only.
+        let mut raw = raw;
+        raw.alive.clear();
+        let mut inv = Inventory::default();
+        assemble_pods(&mut inv, &raw);
+        let (full, memory_only) = gone_pods_needing_values(&inv, &Values::default());
+        assert_eq!(
+            full,
+            BTreeSet::from([key("web-def34-y2"), key("db-0"), key("nightly-28000-z")])
+        );
+        assert_eq!(memory_only, BTreeSet::from([key("web-abc12-x1")]));
+
+        // A pod whose values were read at `at` needs nothing more.
+        let mut values = Values::default();
+        let mut labels = Labels::new();
+        for (k, v) in [
+            ("namespace", "shop"),
+            ("pod", "db-0"),
+            ("container", "postgres"),
+            ("resource", "cpu"),
+        ] {
+            labels.insert(k.into(), v.into());
         }
+        values.record(ValueKind::Request, &labels, &[(0, 0.5)]);
+        let (full, _) = gone_pods_needing_values(&inv, &values);
+        assert!(!full.contains(&key("db-0")), "{full:?}");
     }
 
     #[test]

@@ -230,6 +230,43 @@ pub fn seen(metric: Selector, by: &str, lookback_s: i64) -> String {
     )
 }
 
+/// The latest sample of `metric` at the evaluation time (default lookback),
+/// one per label set of `by`.
+pub fn current(metric: Selector, by: &str) -> String {
+    format!("max by ({by}) ({metric})")
+}
+
+/// Regexes (RE2, anchored by PromQL) matching exactly the given names, each
+/// at most `max_names` names and, unless one name alone is longer, at most
+/// `max_bytes` long: `a|b\.c|…`. Every name lands in exactly one batch, in
+/// the order given, with its regex metacharacters escaped.
+pub fn name_batches<'a>(
+    names: impl IntoIterator<Item = &'a str>,
+    max_names: usize,
+    max_bytes: usize,
+) -> Vec<String> {
+    let mut batches = Vec::new();
+    let mut current = String::new();
+    let mut count = 0;
+    for name in names {
+        let escaped = regex::escape(name);
+        let grown = current.len() + 1 + escaped.len();
+        if count > 0 && (count >= max_names || grown > max_bytes) {
+            batches.push(std::mem::take(&mut current));
+            count = 0;
+        }
+        if count > 0 {
+            current.push('|');
+        }
+        current.push_str(&escaped);
+        count += 1;
+    }
+    if count > 0 {
+        batches.push(current);
+    }
+    batches
+}
+
 /// The characters Kubernetes uses for generated name suffixes
 /// (`rand.SafeEncodeString`: no vowels, no `0`, `1`, `3`), so a Deployment
 /// named `web` does not claim the pods of `web-backend`.
@@ -455,6 +492,47 @@ mod tests {
         );
         assert!(ready_and_desired(&scope, WorkloadKind::CronJob, "shop", "x", &m).is_none());
         assert!(throttled_ratio(&m, 120).contains("[120s]"));
+    }
+
+    #[test]
+    fn name_batches_are_bounded_escaped_and_complete() {
+        let names: Vec<String> = (0..250)
+            .map(|i| format!("web-{i:03}.x{}", "y".repeat(i % 40)))
+            .collect();
+        let batches = name_batches(names.iter().map(String::as_str), 100, 1000);
+        assert!(batches.len() >= 3, "{}", batches.len());
+        let mut seen = Vec::new();
+        for batch in &batches {
+            assert!(batch.len() <= 1000, "{} bytes", batch.len());
+            let parts: Vec<&str> = batch.split('|').collect();
+            assert!(parts.len() <= 100);
+            let matcher = regex::Regex::new(&format!("^(?:{batch})$")).unwrap();
+            for part in parts {
+                assert!(part.contains(r"\."), "dots escaped: {part}");
+                seen.push(part.replace('\\', ""));
+            }
+            // Anchored, the regex matches its own names and nothing near them.
+            assert!(!matcher.is_match("web-000Zx"));
+        }
+        assert_eq!(seen, names, "every name once, in order");
+        for (i, name) in names.iter().enumerate() {
+            let holding = batches
+                .iter()
+                .filter(|b| {
+                    regex::Regex::new(&format!("^(?:{b})$"))
+                        .unwrap()
+                        .is_match(name)
+                })
+                .count();
+            assert_eq!(holding, 1, "name {i} in exactly one batch");
+        }
+        // The count bound alone, a name longer than the byte bound, none.
+        assert_eq!(name_batches(["a"; 5], 2, 1000), ["a|a", "a|a", "a"]);
+        assert_eq!(
+            name_batches(["a", "bbbbbb", "c"], 10, 4),
+            ["a", "bbbbbb", "c"]
+        );
+        assert!(name_batches([], 10, 10).is_empty());
     }
 
     #[test]
