@@ -299,3 +299,49 @@ fn cli_rejects_bad_config_with_the_key_and_exit_code_2() {
     assert_eq!(output.status.code(), Some(2), "clap rejects a bad duration");
     assert!(String::from_utf8_lossy(&output.stderr).contains("14d"));
 }
+
+/// The headers of the first request a scan sends, with `compression` set.
+fn first_request(compression: bool) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let seen = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().expect("a request");
+        let mut buf = [0u8; 65536];
+        let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+        let n = stream.read(&mut buf).unwrap_or(0);
+        let _ = write!(
+            stream,
+            "HTTP/1.1 400 X\r\nContent-Type: text/plain\r\nContent-Length: 3\r\nConnection: close\r\n\r\nbad"
+        );
+        String::from_utf8_lossy(&buf[..n]).to_ascii_lowercase()
+    });
+    let mut config = Config::default();
+    config.prometheus.url = url;
+    config.prometheus.retries = 0;
+    config.prometheus.compression = compression;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let _ = runtime.block_on(scan::scan(&config, 1_790_812_800, &|_, _| {}));
+    seen.join().expect("listener")
+}
+
+/// Prometheus gzips every response a client accepts compressed, at about
+/// twice the CPU of the query itself: tailor asks only when told to.
+#[test]
+fn responses_are_asked_uncompressed_unless_configured() {
+    let plain = first_request(false);
+    assert!(
+        plain.starts_with("post ") || plain.starts_with("get "),
+        "{plain}"
+    );
+    assert!(!plain.contains("gzip"), "{plain}");
+    let compressed = first_request(true);
+    assert!(
+        compressed
+            .lines()
+            .any(|l| l.starts_with("accept-encoding:") && l.contains("gzip")),
+        "{compressed}"
+    );
+}

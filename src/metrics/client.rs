@@ -129,6 +129,12 @@ impl PromClient {
             .timeout(config.timeout)
             .connect_timeout(config.timeout.min(Duration::from_secs(10)))
             .user_agent(concat!("tailor/", env!("CARGO_PKG_VERSION")));
+        if !config.compression {
+            // Prometheus gzips a response whenever the client accepts it,
+            // which nearly triples its CPU per query (measured in
+            // BENCHMARKS.md): off unless asked for.
+            builder = builder.no_gzip();
+        }
         if let Some(path) = &config.ca_file {
             let pem = std::fs::read(path)
                 .map_err(|e| setup(&format!("prometheus.ca_file {}", path.display()), &e))?;

@@ -79,7 +79,7 @@ silently overridden.
 {{- fail (printf "config.agent.%s: set it through the chart values `%s` instead, so it is not set twice" $key (ternary "metrics.port" "leaderElection" (eq $key "metrics_address"))) }}
 {{- end }}
 {{- end }}
-{{- $prom := dict "url" $v.prometheus.url "timeout" $v.prometheus.timeout "max_queries_per_second" $v.prometheus.maxQueriesPerSecond }}
+{{- $prom := dict "url" $v.prometheus.url "timeout" $v.prometheus.timeout "max_queries_per_second" $v.prometheus.maxQueriesPerSecond "compression" $v.prometheus.compression }}
 {{- if $v.prometheus.headers }}
 {{- $_ := set $prom "headers" $v.prometheus.headers }}
 {{- end }}
