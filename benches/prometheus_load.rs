@@ -28,8 +28,9 @@
 //! Run: `scripts/bench-prometheus-load` (or `cargo bench --bench
 //! prometheus_load -- --containers 1000 --days 14 --dir DIR`). With `--dir`
 //! the TSDB is kept and reused by the next run with the same size
-//! (`--backfill-only` stops after the backfill); `--repeat 3` reports the
-//! median run of each phase (by Prometheus CPU). Under
+//! (`--backfill-only` stops after the backfill; `--no-krr` leaves KRR's
+//! pattern out); `--repeat 3` reports the median run of each phase (by
+//! Prometheus CPU). Under
 //! `cargo test` (no `--bench`) it does nothing: it takes tens of minutes.
 
 use std::collections::BTreeMap;
@@ -73,6 +74,8 @@ struct Args {
     repeat: usize,
     /// Backfill (or check the kept TSDB) and stop.
     backfill_only: bool,
+    /// Leave out KRR's pattern (35,000 queries at 10,000 containers).
+    no_krr: bool,
     chunk_s: i64,
 }
 
@@ -103,6 +106,7 @@ fn parse_args() -> Option<Args> {
         dir: value("--dir").map(PathBuf::from),
         repeat: number("--repeat", 1).max(1),
         backfill_only: argv.iter().any(|a| a == "--backfill-only"),
+        no_krr: argv.iter().any(|a| a == "--no-krr"),
         chunk_s: match number("--chunk-hours", DEFAULT_CHUNK_HOURS as usize) {
             h @ (2 | 6 | 18) => h as i64 * 3600,
             h => panic!("--chunk-hours {h}: write 2, 6 or 18 (a Prometheus block range)"),
@@ -816,7 +820,9 @@ async fn bench(args: Args) {
     {
         let p = start_prometheus(&dir, &http).await;
         tailor_full(&p.url, end).await;
-        krr(&p.url, &spec, end).await;
+        if !args.no_krr {
+            krr(&p.url, &spec, end).await;
+        }
     }
 
     #[derive(Clone, Copy)]
@@ -858,6 +864,9 @@ async fn bench(args: Args) {
     ];
     let mut rows = Vec::new();
     for (name, phase) in phases {
+        if args.no_krr && matches!(phase, Phase::Krr) {
+            continue;
+        }
         let mut costs = Vec::new();
         for _ in 0..args.repeat {
             let p = start_prometheus(&dir, &http).await;

@@ -28,9 +28,9 @@ pub const MAX_SERIES_PER_QUERY: usize = 2_000;
 /// Prometheus refuses range queries of more points per series than this.
 pub const MAX_POINTS_PER_SERIES: i64 = 11_000;
 /// Upper bound on the points (series × steps) of one range query: about
-/// 8 MB of JSON, so the response bodies in flight stay small whatever the
+/// 4 MB of JSON, so the response bodies in flight stay small whatever the
 /// size of a namespace.
-pub const MAX_POINTS_PER_QUERY: i64 = 250_000;
+pub const MAX_POINTS_PER_QUERY: i64 = 120_000;
 /// Range queries in flight at once.
 pub const CONCURRENCY: usize = 2;
 
@@ -519,8 +519,8 @@ mod tests {
     fn namespaces_pack_into_bounded_batches() {
         let sizes = BTreeMap::from([("a", 10), ("b", 1500), ("c", 600), ("d", 3000), ("e", 5)]);
         let b = batches(&sizes, 2000);
-        // A full batch reads 125 steps per query (10 h 25 min at 5 minutes).
-        assert_eq!(points_per_series(2000), 125);
+        // A full batch reads 60 steps per query (5 hours at 5 minutes).
+        assert_eq!(points_per_series(2000), 60);
         assert_eq!(points_per_series(0), MAX_POINTS_PER_QUERY);
         assert_eq!(b, vec![vec!["a", "b"], vec!["c"], vec!["d"], vec!["e"]]);
     }

@@ -173,7 +173,7 @@ pub fn margin_sweep(base: &Engine) -> Vec<(String, Engine)> {
     let mut points = Vec::new();
     for (percentile, margin, limit_margin, oom_bump) in [
         (d.percentile, d.margin, d.limit_margin, bump),
-        (d.percentile, d.margin, 0.35, bump),
+        (d.percentile, d.margin, 0.2, bump),
         (d.percentile, d.margin, 0.5, bump),
         (d.percentile, d.margin, 0.75, bump),
         (d.percentile, d.margin, 1.0, bump),
