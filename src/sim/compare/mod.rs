@@ -625,7 +625,7 @@ pub(crate) mod tests {
     #[test]
     fn compare_scores_every_policy_and_the_oracle() {
         // Memory grows past anything seen in training: KRR's max + 15 %
-        // OOM-kills it, tailor's limit (peak × 1.2) does too, the oracle not.
+        // OOM-kills it, tailor's limit (peak × 1.35) does too, the oracle not.
         let mut u = flat_usage(28, 0.3, 1000.0);
         let n = u.len();
         for (i, m) in u.replicas[0].memory_bytes.iter_mut().enumerate() {

@@ -111,7 +111,7 @@ mod tests {
         let cpu = r.cpu_request.expect("cpu").0;
         assert!((575..=610).contains(&cpu), "{cpu}");
         let limit = r.memory_limit.expect("limit");
-        assert!(limit >= Bytes::mib(1200), "peak × 1.2: {limit}");
+        assert!(limit >= Bytes::mib(1350), "peak × 1.35: {limit}");
     }
 
     #[test]
