@@ -309,6 +309,30 @@ pub trait Notifier {
     fn digest(&self, _digest: &Digest) {}
 }
 
+/// An SLO source with no SLI configured and no resource signal seen
+/// (tests that drive the agent itself).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoSlis;
+
+impl SloSource for NoSlis {
+    async fn slis(
+        &self,
+        _w: &WorkloadRef,
+        _from: i64,
+        _to: i64,
+    ) -> Result<Option<Vec<SliSample>>, PortError> {
+        Ok(None)
+    }
+    async fn resource_signals(
+        &self,
+        _w: &WorkloadRef,
+        _from: i64,
+        _to: i64,
+    ) -> Result<Vec<ResourceSample>, PortError> {
+        Ok(Vec::new())
+    }
+}
+
 /// A notifier that drops everything (recommend-only runs, tests).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Silent;

@@ -9,7 +9,7 @@ use regex::Regex;
 use crate::config::{Config, LabelRequirement, Policy, parse_selector};
 use crate::domain::{ContainerRef, WorkloadKind, WorkloadRef};
 use crate::metrics::collect::{self, CollectPlan, Folded, ProgressFn};
-use crate::metrics::discovery::{self, Inventory, WorkloadInfo};
+use crate::metrics::discovery::{self, Inventory, WorkloadInfo, retain_marked};
 use crate::metrics::promql::Scope;
 use crate::metrics::{MetricsError, PromClient, QueryCounts};
 use crate::recommend::Recommendation;
@@ -157,25 +157,8 @@ impl History {
 
     /// Keeps the containers (and their estimators) `keep` marks.
     fn retain_containers(&mut self, keep: &[bool]) {
-        if keep.iter().all(|k| *k) {
-            return;
-        }
-        let mut map = vec![usize::MAX; keep.len()];
-        let mut next = 0;
-        for (i, k) in keep.iter().enumerate() {
-            if *k {
-                map[i] = next;
-                next += 1;
-            }
-        }
-        retain_marked(&mut self.inventory.containers, keep);
+        self.inventory.retain_containers(keep);
         retain_marked(&mut self.estimators, keep);
-        for pod in self.inventory.pods.values_mut() {
-            pod.containers.retain(|_, c| keep[*c]);
-            for c in pod.containers.values_mut() {
-                *c = map[*c];
-            }
-        }
     }
 
     /// Folds a discovery of the span since the last refresh into the kept
@@ -301,12 +284,6 @@ impl History {
         }
         self.window = *window;
     }
-}
-
-/// Keeps the items whose index `keep` marks.
-fn retain_marked<T>(items: &mut Vec<T>, keep: &[bool]) {
-    let mut marks = keep.iter();
-    items.retain(|_| marks.next().copied().unwrap_or(false));
 }
 
 /// What one refresh needs from the configuration.

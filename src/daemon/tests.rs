@@ -8,9 +8,8 @@ use std::time::Duration;
 
 use super::*;
 use crate::domain::WorkloadRef;
-use crate::guard::{ResourceSample, SliSample};
 use crate::plan::WorkloadView;
-use crate::ports::{AgentEvent, PortError, ResourcePatch, RolloutStatus, Silent};
+use crate::ports::{AgentEvent, NoSlis, PortError, ResourcePatch, RolloutStatus, Silent};
 use crate::recommend::Recommendation;
 use crate::rollout::RolloutRecord;
 
@@ -62,27 +61,6 @@ impl UsageSource for FakeUsage {
     }
 }
 
-struct FakeSlo;
-
-impl SloSource for FakeSlo {
-    async fn slis(
-        &self,
-        _w: &WorkloadRef,
-        _from: i64,
-        _to: i64,
-    ) -> Result<Option<Vec<SliSample>>, PortError> {
-        Ok(None)
-    }
-    async fn resource_signals(
-        &self,
-        _w: &WorkloadRef,
-        _from: i64,
-        _to: i64,
-    ) -> Result<Vec<ResourceSample>, PortError> {
-        Ok(Vec::new())
-    }
-}
-
 fn options() -> RunOptions {
     RunOptions::new(
         Duration::from_secs(60),
@@ -98,7 +76,7 @@ async fn run_for(
     run(
         FakeCluster(calls.clone()),
         FakeUsage(calls.clone()),
-        FakeSlo,
+        NoSlis,
         Silent,
         AgentSettings::default(),
         elector,
@@ -147,7 +125,7 @@ async fn once_runs_a_single_tick() {
     let summary = run(
         FakeCluster(calls.clone()),
         FakeUsage(calls.clone()),
-        FakeSlo,
+        NoSlis,
         Silent,
         AgentSettings::default(),
         None,
@@ -206,7 +184,7 @@ async fn taking_the_lease_from_an_expired_leader_starts_the_agent() {
     let summary = run(
         FakeCluster(calls.clone()),
         FakeUsage(calls.clone()),
-        FakeSlo,
+        NoSlis,
         Silent,
         AgentSettings::default(),
         Some(elector(client, "pod-a")),

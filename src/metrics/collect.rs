@@ -350,8 +350,8 @@ async fn fold_counters(
     estimators: &mut [UsageEstimator],
     done: &mut dyn FnMut(()),
 ) -> Result<(), MetricsError> {
-    type Point = ((String, String, String), i64);
-    let mut throttled: HashMap<Point, f64> = HashMap::new();
+    // Per pod container: the points where the rarer counter is set.
+    let mut throttled: HashMap<(String, String, String), HashMap<i64, f64>> = HashMap::new();
     client
         .range(
             &promql::cfs_periods(scope, true, step),
@@ -359,8 +359,10 @@ async fn fold_counters(
             end,
             step,
             |labels, samples| {
-                for &(t, v) in samples.iter().filter(|(_, v)| *v > 0.0) {
-                    throttled.insert((key(labels), t), v);
+                let set: HashMap<i64, f64> =
+                    samples.iter().copied().filter(|(_, v)| *v > 0.0).collect();
+                if !set.is_empty() {
+                    throttled.insert(key(labels), set);
                 }
             },
         )
@@ -376,16 +378,16 @@ async fn fold_counters(
                 let Some((index, _)) = inventory.container_of(labels) else {
                     return;
                 };
-                let k = key(labels);
+                let throttled = throttled.get(&key(labels));
                 for &(t, periods) in samples {
-                    let throttled = throttled.get(&(k.clone(), t)).copied().unwrap_or(0.0);
+                    let throttled = throttled.and_then(|m| m.get(&t)).copied().unwrap_or(0.0);
                     estimators[index].add_throttling(t, throttled, periods);
                 }
             },
         )
         .await?;
     done(());
-    let mut oom: HashSet<Point> = HashSet::new();
+    let mut oom: HashMap<(String, String, String), HashSet<i64>> = HashMap::new();
     client
         .range(
             &promql::oom_terminated(scope, step),
@@ -393,8 +395,13 @@ async fn fold_counters(
             end,
             step,
             |labels, samples| {
-                for &(t, _) in samples.iter().filter(|(_, v)| *v >= 1.0) {
-                    oom.insert((key(labels), t));
+                let set: HashSet<i64> = samples
+                    .iter()
+                    .filter(|(_, v)| *v >= 1.0)
+                    .map(|&(t, _)| t)
+                    .collect();
+                if !set.is_empty() {
+                    oom.insert(key(labels), set);
                 }
             },
         )
@@ -412,12 +419,13 @@ async fn fold_counters(
                 };
                 let k = key(labels);
                 let limit = pod.memory_limits.get(&k.2).copied();
+                let oom_at = oom.get(&k);
                 for &(t, v) in samples.iter().filter(|(_, v)| v.is_finite() && *v >= 0.5) {
                     let restarts = v.round() as u32;
                     // last_terminated_reason only tells the latest reason;
                     // restarts in an interval where it read OOMKilled are
                     // counted as OOM kills.
-                    let oom_kills = if oom.contains(&(k.clone(), t)) {
+                    let oom_kills = if oom_at.is_some_and(|at| at.contains(&t)) {
                         restarts
                     } else {
                         0

@@ -100,38 +100,29 @@ impl Inventory {
 
     /// Keeps only the workloads `keep` accepts, with their pods and containers.
     pub fn retain_workloads(&mut self, keep: impl Fn(&WorkloadInfo) -> bool) {
-        let mut workload_map = vec![None; self.workloads.len()];
-        let mut next = 0;
-        for (i, w) in self.workloads.iter().enumerate() {
-            if keep(w) {
-                workload_map[i] = Some(next);
-                next += 1;
-            }
-        }
-        let mut container_map = vec![None; self.containers.len()];
-        let mut next = 0;
-        for (i, c) in self.containers.iter().enumerate() {
-            if workload_map[c.workload].is_some() {
-                container_map[i] = Some(next);
-                next += 1;
-            }
-        }
-        let mut i = 0;
-        self.workloads.retain(|_| {
-            i += 1;
-            workload_map[i - 1].is_some()
-        });
-        self.containers
-            .retain(|c| workload_map[c.workload].is_some());
+        let kept: Vec<bool> = self.workloads.iter().map(keep).collect();
+        let workload_map = index_map(&kept);
+        let containers: Vec<bool> = self.containers.iter().map(|c| kept[c.workload]).collect();
+        self.retain_containers(&containers);
+        retain_marked(&mut self.workloads, &kept);
         for c in &mut self.containers {
-            c.workload = workload_map[c.workload].unwrap_or(usize::MAX);
+            c.workload = workload_map[c.workload];
         }
-        self.pods.retain(|_, p| workload_map[p.workload].is_some());
+        self.pods.retain(|_, p| kept[p.workload]);
         for pod in self.pods.values_mut() {
-            pod.workload = workload_map[pod.workload].unwrap_or(usize::MAX);
-            pod.containers.retain(|_, c| container_map[*c].is_some());
+            pod.workload = workload_map[pod.workload];
+        }
+    }
+
+    /// Keeps the containers `keep` marks (indexed like `containers`); the
+    /// pods' references follow.
+    pub fn retain_containers(&mut self, keep: &[bool]) {
+        let map = index_map(keep);
+        retain_marked(&mut self.containers, keep);
+        for pod in self.pods.values_mut() {
+            pod.containers.retain(|_, c| keep[*c]);
             for c in pod.containers.values_mut() {
-                *c = container_map[*c].unwrap_or(usize::MAX);
+                *c = map[*c];
             }
         }
     }
@@ -144,6 +135,28 @@ impl Inventory {
         let info = self.pods.get(&(namespace.clone(), pod.clone()))?;
         info.containers.get(container).map(|&i| (i, info))
     }
+}
+
+/// Keeps the items whose index `keep` marks.
+pub fn retain_marked<T>(items: &mut Vec<T>, keep: &[bool]) {
+    let mut marks = keep.iter();
+    items.retain(|_| marks.next().copied().unwrap_or(false));
+}
+
+/// Old index → new index once the unmarked items are gone (`usize::MAX`
+/// for a dropped one).
+fn index_map(keep: &[bool]) -> Vec<usize> {
+    let mut next = 0;
+    keep.iter()
+        .map(|&k| {
+            if k {
+                next += 1;
+                next - 1
+            } else {
+                usize::MAX
+            }
+        })
+        .collect()
 }
 
 fn label<'a>(labels: &'a Labels, name: &str) -> &'a str {

@@ -1,12 +1,12 @@
 //! Small stand-ins for the agent's ports where a test drives the agent
-//! itself: a clock the test moves, and an SLO source with no SLIs.
+//! itself: a clock the test moves, and (from the library) an SLO source
+//! with no SLIs.
 
 use std::cell::Cell;
 use std::rc::Rc;
 
-use tailor::domain::WorkloadRef;
-use tailor::guard::{ResourceSample, SliSample};
-use tailor::ports::{Clock, PortError, SloSource};
+use tailor::ports::Clock;
+pub use tailor::ports::NoSlis;
 
 /// Virtual time for the agent (unix seconds), moved by the test.
 #[derive(Clone, Default)]
@@ -15,27 +15,5 @@ pub struct TestClock(pub Rc<Cell<i64>>);
 impl Clock for TestClock {
     fn now(&self) -> i64 {
         self.0.get()
-    }
-}
-
-/// No SLI is configured and no resource signal is seen.
-pub struct NoSlis;
-
-impl SloSource for NoSlis {
-    async fn slis(
-        &self,
-        _w: &WorkloadRef,
-        _from: i64,
-        _to: i64,
-    ) -> Result<Option<Vec<SliSample>>, PortError> {
-        Ok(None)
-    }
-    async fn resource_signals(
-        &self,
-        _w: &WorkloadRef,
-        _from: i64,
-        _to: i64,
-    ) -> Result<Vec<ResourceSample>, PortError> {
-        Ok(Vec::new())
     }
 }
